@@ -1,0 +1,290 @@
+//! The task that owns the SIP socket and the sans-I/O [`Endpoint`].
+//!
+//! It moves datagrams and time into the endpoint, sends what the endpoint
+//! queues, answers new calls, and routes dialog events to the call tasks
+//! through channels. Call tasks send their commands back the same way, so
+//! the endpoint has exactly one owner and needs no lock.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+use crate::sip::sdp;
+use crate::sip::{CallHandle, Endpoint, EndpointConfig, Event, IncomingCall};
+use crate::verify::caller_id::{determine_caller_number, mask_number, CallerNumber};
+
+use super::call::{self, CallCommand, CallNotice, CallSetup};
+use super::Services;
+
+/// Largest datagram read from the SIP socket. Larger ones are truncated by
+/// the kernel and then rejected by the parser, which is what we want.
+const RECEIVE_BUFFER_BYTES: usize = 65_535;
+
+/// Status for INVITEs that arrive while the service drains for shutdown,
+/// so that a load balancer sends the call to another node.
+const STATUS_SERVICE_UNAVAILABLE: u16 = 503;
+
+/// Status for an offer with no codec we can answer (RFC 3261 §21.4.26).
+const STATUS_NOT_ACCEPTABLE_HERE: u16 = 488;
+
+/// Runs the SIP side of the service until shutdown is requested and every
+/// call has ended.
+pub async fn run(
+    socket: UdpSocket,
+    services: Arc<Services>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let local_addr = socket.local_addr()?;
+    let (commands_tx, mut commands_rx) = mpsc::unbounded_channel();
+
+    let mut task = SipTask {
+        socket,
+        endpoint: Endpoint::new(EndpointConfig {
+            local_addr,
+            user_agent: services.config.sip.user_agent.clone(),
+        }),
+        calls: HashMap::new(),
+        commands_tx,
+        services,
+        draining: false,
+    };
+    let mut buffer = vec![0u8; RECEIVE_BUFFER_BYTES];
+
+    loop {
+        let deadline = task.endpoint.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+
+        tokio::select! {
+            received = task.socket.recv_from(&mut buffer) => match received {
+                Ok((length, source)) => {
+                    let datagram = buffer.get(..length).unwrap_or_default();
+                    task.endpoint.handle_datagram(Instant::now(), source, datagram);
+                }
+                // On Linux an ICMP port unreachable from an earlier send
+                // surfaces here; it concerns that peer only.
+                Err(error) => tracing::debug!(%error, "SIP socket receive failed"),
+            },
+            Some((call, command)) = commands_rx.recv() => {
+                task.apply(call, command);
+            }
+            () = sleep => task.endpoint.handle_timeout(Instant::now()),
+            changed = shutdown.changed(), if !task.draining => {
+                if changed.is_err() || *shutdown.borrow() {
+                    tracing::info!(active_calls = task.calls.len(), "draining: new calls get 503");
+                    task.draining = true;
+                }
+            }
+        }
+
+        task.drain_endpoint().await;
+
+        if task.draining && task.calls.is_empty() {
+            tracing::info!("all calls ended; SIP task stopped");
+            return Ok(());
+        }
+    }
+}
+
+/// State of the SIP task; see the module docs.
+struct SipTask {
+    /// The one UDP socket for all SIP traffic.
+    socket: UdpSocket,
+
+    /// Transactions and dialogs of every call.
+    endpoint: Endpoint,
+
+    /// Where to send dialog events, per live call.
+    calls: HashMap<CallHandle, mpsc::UnboundedSender<CallNotice>>,
+
+    /// Cloned into each call task so it can send commands back.
+    commands_tx: mpsc::UnboundedSender<(CallHandle, CallCommand)>,
+
+    /// Configuration, prompts, store and keys shared with the call tasks.
+    services: Arc<Services>,
+
+    /// Set once shutdown was requested: new calls are refused and the task
+    /// ends when the last call has.
+    draining: bool,
+}
+
+impl SipTask {
+    /// Sends what the endpoint queued and handles its events, until both
+    /// queues are empty (handling an event can queue more to send).
+    async fn drain_endpoint(&mut self) {
+        loop {
+            while let Some(transmit) = self.endpoint.poll_transmit() {
+                if let Err(error) = self
+                    .socket
+                    .send_to(&transmit.payload, transmit.destination)
+                    .await
+                {
+                    tracing::warn!(destination = %transmit.destination, %error, "SIP send failed");
+                }
+            }
+
+            let Some(event) = self.endpoint.poll_event() else {
+                return;
+            };
+            self.handle_event(event);
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::IncomingCall(incoming) => self.answer(incoming),
+            Event::CallConfirmed { call } => self.notify(call, CallNotice::Confirmed),
+            Event::CallEnded { call, cause } => {
+                self.notify(call, CallNotice::Ended);
+                self.calls.remove(&call);
+                tracing::debug!(?call, ?cause, "dialog ended");
+            }
+            Event::TransferAccepted { call } => self.notify(call, CallNotice::TransferAccepted),
+            Event::TransferRejected { call, status } => {
+                self.notify(call, CallNotice::TransferRejected { status })
+            }
+            Event::TransferProgress {
+                call,
+                status,
+                final_,
+            } => self.notify(call, CallNotice::TransferProgress { status, final_ }),
+        }
+    }
+
+    fn notify(&self, call: CallHandle, notice: CallNotice) {
+        if let Some(sender) = self.calls.get(&call) {
+            // The call task may have ended already; then nobody needs it.
+            let _ = sender.send(notice);
+        }
+    }
+
+    fn apply(&mut self, call: CallHandle, command: CallCommand) {
+        let now = Instant::now();
+        let result = match &command {
+            CallCommand::Transfer {
+                refer_to,
+                referred_by,
+            } => self.endpoint.transfer(now, call, refer_to, referred_by),
+            CallCommand::HangUp => self.endpoint.hang_up(now, call),
+        };
+
+        if let Err(error) = result {
+            tracing::warn!(?call, %error, "call command failed");
+            if matches!(command, CallCommand::Transfer { .. }) {
+                self.notify(call, CallNotice::TransferRejected { status: 500 });
+            } else {
+                self.notify(call, CallNotice::Ended);
+                self.calls.remove(&call);
+            }
+        }
+    }
+
+    /// Negotiates media for a new call, answers it and starts its task.
+    fn answer(&mut self, incoming: IncomingCall) {
+        let now = Instant::now();
+        let call = incoming.call;
+
+        if self.draining {
+            self.reject(call, &incoming.call_id, STATUS_SERVICE_UNAVAILABLE, "draining");
+            return;
+        }
+
+        // NOTE: an INVITE without an offer (late offer) is refused for now;
+        // answering it needs an offer in the 200 and the answer in the ACK.
+        let Some(offer) = incoming.sdp_offer.as_deref() else {
+            self.reject(call, &incoming.call_id, STATUS_NOT_ACCEPTABLE_HERE, "no SDP offer");
+            return;
+        };
+
+        let rtp = match self.services.rtp_ports.bind() {
+            Ok(rtp) => rtp,
+            Err(error) => {
+                tracing::warn!(call_id = %incoming.call_id, %error, "no RTP port for the call");
+                self.reject(call, &incoming.call_id, STATUS_SERVICE_UNAVAILABLE, "no RTP port");
+                return;
+            }
+        };
+
+        let local_rtp = SocketAddr::new(self.services.rtp_ports.address(), rtp.port());
+        let negotiated = match sdp::answer_offer(offer, local_rtp, session_id()) {
+            Ok(negotiated) => negotiated,
+            Err(error) => {
+                tracing::info!(call_id = %incoming.call_id, %error, "offer refused");
+                self.reject(call, &incoming.call_id, STATUS_NOT_ACCEPTABLE_HERE, "offer refused");
+                return;
+            }
+        };
+
+        let sip = &self.services.config.sip;
+        let caller = determine_caller_number(
+            incoming.source.ip(),
+            &sip.trusted_peers,
+            &incoming.from,
+            &incoming.p_asserted_identity,
+            incoming.privacy.as_deref(),
+            self.services.default_region,
+        );
+        tracing::info!(
+            call_id = %incoming.call_id,
+            source = %incoming.source,
+            caller = %describe_caller(&caller),
+            codec = ?negotiated.codec,
+            "incoming call"
+        );
+
+        if let Err(error) = self
+            .endpoint
+            .accept_call(now, call, negotiated.answer.clone().into_bytes())
+        {
+            tracing::warn!(call_id = %incoming.call_id, %error, "answering the call failed");
+            return;
+        }
+
+        let (notices_tx, notices_rx) = mpsc::unbounded_channel();
+        self.calls.insert(call, notices_tx);
+
+        tokio::spawn(call::run(CallSetup {
+            handle: call,
+            call_id: incoming.call_id,
+            caller,
+            negotiated,
+            rtp,
+            notices: notices_rx,
+            commands: self.commands_tx.clone(),
+            services: Arc::clone(&self.services),
+        }));
+    }
+
+    fn reject(&mut self, call: CallHandle, call_id: &str, status: u16, reason: &str) {
+        tracing::info!(call_id, status, reason, "call rejected");
+        if let Err(error) = self.endpoint.reject_call(Instant::now(), call, status) {
+            tracing::warn!(call_id, %error, "rejecting the call failed");
+        }
+    }
+}
+
+/// Returns the caller's number for a log line: masked, or why there is none.
+pub fn describe_caller(caller: &CallerNumber) -> String {
+    match caller {
+        CallerNumber::E164(number) => mask_number(number),
+        CallerNumber::Withheld => "withheld".to_owned(),
+        CallerNumber::Unavailable => "unavailable".to_owned(),
+    }
+}
+
+/// Returns a session id for the SDP origin line (RFC 4566 §5.2 suggests an
+/// NTP timestamp; any number unique enough for this host will do).
+fn session_id() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default()
+}
