@@ -1,1 +1,554 @@
-//! placeholder
+//! Typed configuration, loaded from one TOML file.
+//!
+//! [`Config::load`] reports every problem in the file at once: syntax errors,
+//! unknown keys (usually typos), missing keys, wrong types and invalid
+//! values. Each problem names its line, and its key where it has one.
+//! `config/default.toml` documents every key.
+
+mod problem;
+mod reader;
+pub mod secret;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use phonenumber::country;
+
+pub use problem::{ConfigErrors, Problem};
+use reader::{Field, TomlReader};
+pub use secret::{load_or_create_pepper, SecretError};
+
+/// Default `sip.user_agent`.
+pub const DEFAULT_USER_AGENT: &str = "ivr-verify";
+
+/// Maximum `token.lifetime_minutes`. The token only has to outlive the
+/// transfer to an agent, and a long-lived token is worth more to a thief.
+pub const MAX_TOKEN_LIFETIME_MINUTES: i64 = 60;
+
+/// Maximum `flow.max_attempts`. More attempts make guessing a contract number
+/// cheaper and do not help a caller who does not have it.
+const MAX_ATTEMPTS: i64 = 5;
+
+/// Upper bound of `flow.contract_max_digits`, which bounds the digits a call
+/// buffers. Longer numbers are impractical to type on a keypad.
+const MAX_CONTRACT_DIGITS: i64 = 20;
+
+/// Minimum of the digit timeouts in ms. Under a second, callers who read
+/// their number from a letter are cut off between digits.
+const MIN_DIGIT_TIMEOUT_MS: i64 = 1_000;
+
+/// Maximum of the digit timeouts in ms. A caller who has not pressed a key
+/// for a minute is not typing, and a longer timer only keeps the call open.
+const MAX_DIGIT_TIMEOUT_MS: i64 = 60_000;
+
+/// Maximum length of the User-Agent header value. RFC 3261 sets no limit,
+/// and this keeps the header short.
+const MAX_USER_AGENT_LEN: usize = 128;
+
+/// Sections and keys of the file, in the order of `config/default.toml`.
+const SCHEMA: &[(&str, &[&str])] = &[
+    ("sip", &["listen", "user_agent", "trusted_peers"]),
+    ("http", &["listen"]),
+    ("media", &["rtp_port_min", "rtp_port_max", "address"]),
+    ("prompts", &["dir", "language"]),
+    ("customers", &["file", "default_region"]),
+    ("secrets", &["pepper_file", "signing_key_file"]),
+    ("token", &["issuer", "audience", "lifetime_minutes"]),
+    ("transfer", &["agent_queue_uri", "referred_by"]),
+    (
+        "flow",
+        &[
+            "max_attempts",
+            "contract_min_digits",
+            "contract_max_digits",
+            "first_digit_timeout_ms",
+            "inter_digit_timeout_ms",
+        ],
+    ),
+];
+
+/// The whole configuration. Paths are absolute or relative to the working
+/// directory, because relative paths in the file are resolved against the
+/// directory of the file at load time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `[sip]`: the SIP listener and which peers are trusted.
+    pub sip: SipConfig,
+    /// `[http]`: the HTTP API listener.
+    pub http: HttpConfig,
+    /// `[media]`: RTP ports and address.
+    pub media: MediaConfig,
+    /// `[prompts]`: where the recorded prompts are and which language plays.
+    pub prompts: PromptsConfig,
+    /// `[customers]`: the customers file.
+    pub customers: CustomersConfig,
+    /// `[secrets]`: the pepper and the signing key.
+    pub secrets: SecretsConfig,
+    /// `[token]`: claims and lifetime of the handoff token.
+    pub token: TokenConfig,
+    /// `[transfer]`: where verified calls go.
+    pub transfer: TransferConfig,
+    /// `[flow]`: limits and timers of the call flow.
+    pub flow: FlowConfig,
+}
+
+/// `[sip]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipConfig {
+    /// UDP address the SIP transport binds.
+    pub listen: SocketAddr,
+    /// Value of the User-Agent and Server headers.
+    pub user_agent: String,
+    /// Peers whose P-Asserted-Identity is believed (RFC 3325 trust domain).
+    pub trusted_peers: Vec<IpNet>,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// TCP address of the HTTP API.
+    pub listen: SocketAddr,
+}
+
+/// `[media]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// Lowest RTP port, even. RTP uses even ports and RTCP the odd port above
+    /// (RFC 3550, section 11).
+    pub rtp_port_min: u16,
+    /// Highest RTP port, above `rtp_port_min`.
+    pub rtp_port_max: u16,
+    /// Address that RTP binds and SDP announces. `media.address` when set,
+    /// else the IP of `sip.listen`. Never unspecified (`0.0.0.0`, `::`),
+    /// because the caller could not send media to it.
+    pub address: IpAddr,
+}
+
+/// `[prompts]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptsConfig {
+    /// Folder with one subfolder of WAV prompts per language.
+    pub dir: PathBuf,
+    /// Language played first.
+    pub language: Language,
+}
+
+/// Language of the prompts a caller hears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    /// Dutch, `nl`.
+    Dutch,
+    /// English, `en`.
+    English,
+}
+
+impl Language {
+    /// Returns the ISO 639-1 code, which is also the prompts subfolder.
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Dutch => "nl",
+            Language::English => "en",
+        }
+    }
+}
+
+/// `[customers]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomersConfig {
+    /// The customers CSV file.
+    pub file: PathBuf,
+    /// Region of numbers without a country code, in the file and in SIP
+    /// headers.
+    pub default_region: country::Id,
+}
+
+/// `[secrets]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretsConfig {
+    /// File with the HMAC pepper for keyed hashes, created when missing.
+    pub pepper_file: PathBuf,
+    /// PKCS#8 Ed25519 key that signs tokens, created when missing.
+    pub signing_key_file: PathBuf,
+}
+
+/// `[token]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenConfig {
+    /// `iss` claim.
+    pub issuer: String,
+    /// `aud` claim.
+    pub audience: String,
+    /// Time from `iat` to `exp`.
+    pub lifetime: Duration,
+}
+
+/// `[transfer]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferConfig {
+    /// Refer-To target of verified calls, a sip: or sips: URI.
+    pub agent_queue_uri: String,
+    /// Referred-By value (RFC 3892), a sip: or sips: URI.
+    pub referred_by: String,
+}
+
+/// `[flow]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// Contract number attempts before the caller is offered another way.
+    pub max_attempts: u32,
+    /// Minimum number of digits of a contract number.
+    pub contract_min_digits: usize,
+    /// Maximum number of digits of a contract number.
+    pub contract_max_digits: usize,
+    /// Time allowed from the end of the prompt to the first digit.
+    pub first_digit_timeout: Duration,
+    /// Time allowed between two digits.
+    pub inter_digit_timeout: Duration,
+}
+
+impl Config {
+    /// Loads and checks the configuration file at `path`. Returns every
+    /// problem found, or the configuration with relative paths resolved
+    /// against the directory of `path`. Does not create or read the files the
+    /// configuration names.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigErrors {
+            problems: vec![Problem::new(
+                path,
+                None,
+                None,
+                format!("failed to read configuration file: {error}"),
+            )],
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses configuration text. `path` names the file in problems, and
+    /// relative paths resolve against its directory.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        let document = toml_edit::Document::parse(text).map_err(|error| ConfigErrors {
+            problems: vec![Problem::new(
+                path,
+                error.span().map(|span| problem::line_of(text, span.start)),
+                None,
+                format!("invalid TOML: {}", error.message().trim()),
+            )],
+        })?;
+
+        let base_dir = path.parent().unwrap_or(Path::new(""));
+        let mut reader = TomlReader::new(path, text, document.as_table());
+        reader.check_schema(SCHEMA);
+
+        let sip = read_sip(&mut reader);
+        let http = HttpConfig {
+            listen: socket_addr(&mut reader, "http", "listen"),
+        };
+        let media = read_media(&mut reader, sip.listen);
+        let prompts = read_prompts(&mut reader, base_dir);
+        let customers = read_customers(&mut reader, base_dir);
+        let secrets = SecretsConfig {
+            pepper_file: path_value(&mut reader, base_dir, "secrets", "pepper_file"),
+            signing_key_file: path_value(&mut reader, base_dir, "secrets", "signing_key_file"),
+        };
+        let token = read_token(&mut reader);
+        let transfer = TransferConfig {
+            agent_queue_uri: sip_uri(&mut reader, "transfer", "agent_queue_uri"),
+            referred_by: sip_uri(&mut reader, "transfer", "referred_by"),
+        };
+        let flow = read_flow(&mut reader);
+
+        // Values that failed a check were replaced by placeholders above, so
+        // the configuration is returned only when nothing failed.
+        if !reader.problems.is_empty() {
+            let mut problems = reader.problems;
+            problems.sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
+            return Err(ConfigErrors { problems });
+        }
+        Ok(Config {
+            sip,
+            http,
+            media,
+            prompts,
+            customers,
+            secrets,
+            token,
+            transfer,
+            flow,
+        })
+    }
+}
+
+/// Placeholder for an address that failed its check. Never returned in a
+/// [`Config`].
+const PLACEHOLDER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+
+fn read_sip(reader: &mut TomlReader<'_>) -> SipConfig {
+    let listen = socket_addr(reader, "sip", "listen");
+
+    let user_agent = match reader.string("sip", "user_agent", false) {
+        None => DEFAULT_USER_AGENT.to_string(),
+        Some((value, field)) => {
+            let printable = value.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+            if value.trim().is_empty() || !printable || value.len() > MAX_USER_AGENT_LEN {
+                reader.field_problem(
+                    &field,
+                    format!(
+                        "must be 1 to {MAX_USER_AGENT_LEN} printable ASCII characters, because it is sent as a SIP header"
+                    ),
+                );
+            }
+            value
+        }
+    };
+
+    let mut trusted_peers = Vec::new();
+    for (value, field) in reader
+        .string_array("sip", "trusted_peers")
+        .unwrap_or_default()
+    {
+        // A bare address is read as a single-host network.
+        let parsed = value
+            .parse::<IpNet>()
+            .or_else(|_| value.parse::<IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => trusted_peers.push(net),
+            Err(_) => reader.field_problem(
+                &field,
+                format!(
+                    "`{value}` is not an IP network; write CIDR notation, such as 192.0.2.10/32"
+                ),
+            ),
+        }
+    }
+
+    SipConfig {
+        listen,
+        user_agent,
+        trusted_peers,
+    }
+}
+
+fn read_media(reader: &mut TomlReader<'_>, sip_listen: SocketAddr) -> MediaConfig {
+    let min = reader.integer("media", "rtp_port_min", 1..=65_534);
+    let max = reader.integer("media", "rtp_port_max", 1..=65_534);
+
+    if let Some((min, field)) = &min {
+        if min % 2 != 0 {
+            reader.field_problem(
+                field,
+                format!("is {min}, but must be even, because RTP uses even ports and RTCP the odd port above (RFC 3550)"),
+            );
+        }
+    }
+    if let (Some((min, _)), Some((max, field))) = (&min, &max) {
+        if max <= min {
+            reader.field_problem(
+                field,
+                format!("is {max}, but must be greater than media.rtp_port_min ({min})"),
+            );
+        }
+    }
+
+    let address = match reader.string("media", "address", false) {
+        None => {
+            let ip = sip_listen.ip();
+            if ip.is_unspecified() {
+                let field = reader.get("sip", "listen", false);
+                let line = field.as_ref().and_then(|f| f.line);
+                reader.problem(
+                    line,
+                    Some("media.address"),
+                    format!("must be set when sip.listen binds all addresses ({ip}), because SDP must announce an address the caller can reach"),
+                );
+            }
+            ip
+        }
+        Some((value, field)) => match value.parse::<IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => {
+                reader.field_problem(
+                    &field,
+                    format!("is {ip}, but SDP must announce an address the caller can reach; set the host's own address"),
+                );
+                ip
+            }
+            Ok(ip) => ip,
+            Err(_) => {
+                reader.field_problem(
+                    &field,
+                    format!("`{value}` is not an IP address, such as 192.0.2.10"),
+                );
+                sip_listen.ip()
+            }
+        },
+    };
+
+    // Checked ranges above keep both values within u16.
+    let port = |value: Option<(i64, Field<'_>)>| {
+        value
+            .and_then(|(port, _)| u16::try_from(port).ok())
+            .unwrap_or(0)
+    };
+    MediaConfig {
+        rtp_port_min: port(min),
+        rtp_port_max: port(max),
+        address,
+    }
+}
+
+fn read_prompts(reader: &mut TomlReader<'_>, base_dir: &Path) -> PromptsConfig {
+    let dir = path_value(reader, base_dir, "prompts", "dir");
+    let language = match reader.string("prompts", "language", true) {
+        Some((value, _)) if value == "nl" => Language::Dutch,
+        Some((value, _)) if value == "en" => Language::English,
+        Some((value, field)) => {
+            reader.field_problem(
+                &field,
+                format!("is `{value}`, but must be \"nl\" or \"en\""),
+            );
+            Language::Dutch
+        }
+        None => Language::Dutch,
+    };
+    PromptsConfig { dir, language }
+}
+
+fn read_customers(reader: &mut TomlReader<'_>, base_dir: &Path) -> CustomersConfig {
+    let file = path_value(reader, base_dir, "customers", "file");
+    let default_region = match reader.string("customers", "default_region", true) {
+        Some((value, field)) => match value.to_ascii_uppercase().parse::<country::Id>() {
+            Ok(id) => id,
+            Err(_) => {
+                reader.field_problem(
+                    &field,
+                    format!("`{value}` is not a region code; write an ISO 3166-1 alpha-2 code, such as \"NL\""),
+                );
+                country::Id::NL
+            }
+        },
+        None => country::Id::NL,
+    };
+    CustomersConfig {
+        file,
+        default_region,
+    }
+}
+
+fn read_token(reader: &mut TomlReader<'_>) -> TokenConfig {
+    let issuer = non_empty_string(reader, "token", "issuer");
+    let audience = non_empty_string(reader, "token", "audience");
+    let minutes = reader
+        .integer("token", "lifetime_minutes", 1..=MAX_TOKEN_LIFETIME_MINUTES)
+        .map_or(1, |(value, _)| value.unsigned_abs());
+    TokenConfig {
+        issuer,
+        audience,
+        lifetime: Duration::from_secs(minutes * 60),
+    }
+}
+
+fn read_flow(reader: &mut TomlReader<'_>) -> FlowConfig {
+    let max_attempts = reader
+        .integer("flow", "max_attempts", 1..=MAX_ATTEMPTS)
+        .map_or(1, |(value, _)| value.unsigned_abs());
+    let min_digits = reader.integer("flow", "contract_min_digits", 1..=MAX_CONTRACT_DIGITS);
+    let max_digits = reader.integer("flow", "contract_max_digits", 1..=MAX_CONTRACT_DIGITS);
+    if let (Some((min, _)), Some((max, field))) = (&min_digits, &max_digits) {
+        if max < min {
+            reader.field_problem(
+                field,
+                format!("is {max}, but must be at least flow.contract_min_digits ({min})"),
+            );
+        }
+    }
+
+    let timeout = |reader: &mut TomlReader<'_>, key: &str| {
+        let ms = reader
+            .integer("flow", key, MIN_DIGIT_TIMEOUT_MS..=MAX_DIGIT_TIMEOUT_MS)
+            .map_or(MIN_DIGIT_TIMEOUT_MS, |(value, _)| value);
+        Duration::from_millis(ms.unsigned_abs())
+    };
+    let first_digit_timeout = timeout(reader, "first_digit_timeout_ms");
+    let inter_digit_timeout = timeout(reader, "inter_digit_timeout_ms");
+
+    let digits = |value: Option<(i64, Field<'_>)>| {
+        value.map_or(1, |(digits, _)| usize::try_from(digits).unwrap_or(1))
+    };
+    FlowConfig {
+        max_attempts: u32::try_from(max_attempts).unwrap_or(1),
+        contract_min_digits: digits(min_digits),
+        contract_max_digits: digits(max_digits),
+        first_digit_timeout,
+        inter_digit_timeout,
+    }
+}
+
+fn socket_addr(reader: &mut TomlReader<'_>, section: &str, key: &str) -> SocketAddr {
+    let Some((value, field)) = reader.string(section, key, true) else {
+        return PLACEHOLDER_ADDR;
+    };
+    match value.parse::<SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => {
+            reader.field_problem(
+                &field,
+                format!("`{value}` is not a socket address; write IP:PORT, such as \"127.0.0.1:5060\" or \"[::1]:5060\""),
+            );
+            PLACEHOLDER_ADDR
+        }
+    }
+}
+
+fn path_value(reader: &mut TomlReader<'_>, base_dir: &Path, section: &str, key: &str) -> PathBuf {
+    let Some((value, field)) = reader.string(section, key, true) else {
+        return PathBuf::new();
+    };
+    if value.trim().is_empty() {
+        reader.field_problem(&field, "is empty; set a file or folder path");
+        return PathBuf::new();
+    }
+    let path = Path::new(&value);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    }
+}
+
+fn non_empty_string(reader: &mut TomlReader<'_>, section: &str, key: &str) -> String {
+    let Some((value, field)) = reader.string(section, key, true) else {
+        return String::new();
+    };
+    if value.trim().is_empty() || value.chars().any(char::is_control) {
+        reader.field_problem(&field, "must be non-empty text without control characters");
+    }
+    value
+}
+
+/// Reads a sip: or sips: URI that is sent in a SIP header, so it must not
+/// contain whitespace, control characters or angle brackets, which could end
+/// the header or the URI early.
+fn sip_uri(reader: &mut TomlReader<'_>, section: &str, key: &str) -> String {
+    let Some((value, field)) = reader.string(section, key, true) else {
+        return String::new();
+    };
+    let lower = value.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("sip:")
+        .or_else(|| lower.strip_prefix("sips:"));
+    let clean = !value
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == '"');
+    match rest {
+        Some(rest) if !rest.is_empty() && clean => {}
+        _ => reader.field_problem(
+            &field,
+            format!("`{value}` must be a sip: or sips: URI without spaces or angle brackets, such as \"sip:agents@192.0.2.20\""),
+        ),
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests;
