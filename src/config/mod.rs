@@ -193,20 +193,8 @@ pub struct TransferConfig {
     pub referred_by: String,
 }
 
-/// `[flow]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlowConfig {
-    /// Contract number attempts before the caller is offered another way.
-    pub max_attempts: u32,
-    /// Minimum number of digits of a contract number.
-    pub contract_min_digits: usize,
-    /// Maximum number of digits of a contract number.
-    pub contract_max_digits: usize,
-    /// Time allowed from the end of the prompt to the first digit.
-    pub first_digit_timeout: Duration,
-    /// Time allowed between two digits.
-    pub inter_digit_timeout: Duration,
-}
+/// `[flow]` is the call flow's own settings type.
+pub use crate::flow::FlowConfig;
 
 impl Config {
     /// Loads and checks the configuration file at `path`. Returns every

@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 
 use crate::media::PromptId;
 
-/// Settings of the flow that operators tune per deployment.
-#[derive(Debug, Clone)]
+/// Settings of the flow that operators tune per deployment (`[flow]` in
+/// the config file).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowConfig {
     /// Failed entries allowed before the call goes to an agent unverified.
     pub max_attempts: u32,

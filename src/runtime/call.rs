@@ -17,7 +17,7 @@ use crate::sip::sdp::Negotiated;
 use crate::sip::{escape_uri_header_value, CallHandle};
 use crate::verify::caller_id::CallerNumber;
 use crate::verify::keyed_hash::HashPurpose;
-use crate::verify::token::{handle_for, new_token_id, Claims};
+use crate::verify::token::{handle_for_jti, random_jti, Claims, TokenError, ACR_BASIC, ACR_UNVERIFIED};
 
 use super::ports::RtpSocket;
 use super::Services;
@@ -213,8 +213,15 @@ pub async fn run(setup: CallSetup) {
                     });
                 }
                 Action::Transfer(verification) => {
-                    let command = transfer_command(&services, &call_id, &caller, &verification).await;
-                    let _ = commands.send((handle, command));
+                    match transfer_command(&services, &call_id, &caller, &verification).await {
+                        Ok(command) => {
+                            let _ = commands.send((handle, command));
+                        }
+                        Err(error) => {
+                            tracing::error!(%call_id, %error, "issuing the verification token failed");
+                            flow.handle_input(Input::TransferFailed, Instant::now());
+                        }
+                    }
                 }
                 Action::HangUp => {
                     let _ = commands.send((handle, CallCommand::HangUp));
@@ -288,7 +295,7 @@ async fn transfer_command(
     call_id: &str,
     caller: &CallerNumber,
     verification: &Verification,
-) -> CallCommand {
+) -> Result<CallCommand, TokenError> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
@@ -301,7 +308,7 @@ async fn transfer_command(
             caller_id_match,
         } => (
             Some(customer_id.clone()),
-            "basic",
+            ACR_BASIC,
             vec!["kba".to_owned()],
             *caller_id_match,
         ),
@@ -314,7 +321,7 @@ async fn transfer_command(
                 },
                 "caller not verified"
             );
-            (None, "unverified", Vec::new(), false)
+            (None, ACR_UNVERIFIED, Vec::new(), false)
         }
     };
 
@@ -323,8 +330,8 @@ async fn transfer_command(
         aud: token_config.audience.clone(),
         sub,
         iat: now,
-        exp: now + u64::from(token_config.lifetime_minutes) * 60,
-        jti: new_token_id(),
+        exp: now + token_config.lifetime.as_secs(),
+        jti: random_jti()?,
         call_id: call_id.to_owned(),
         acr: acr.to_owned(),
         amr,
@@ -352,12 +359,12 @@ async fn transfer_command(
         transfer.agent_queue_uri,
         separator,
         escape_uri_header_value(&token),
-        handle_for(&claims.jti),
+        handle_for_jti(&claims.jti),
         escape_uri_header_value(";encoding=hex"),
     );
 
-    CallCommand::Transfer {
+    Ok(CallCommand::Transfer {
         refer_to,
         referred_by: transfer.referred_by.clone(),
-    }
+    })
 }

@@ -11,17 +11,18 @@ mod ports;
 mod sip_task;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{load_or_create_pepper, Config, ConfigErrors, Problem};
 use crate::flow::FlowConfig;
 use crate::media::prompts::{Language, PromptLibrary};
 use crate::store::{MemoryStore, Store};
+use crate::verify::customers::{load_customers, CustomerFileOptions};
 use crate::verify::keyed_hash::KeyedHasher;
 use crate::verify::token::TokenSigner;
 
@@ -81,9 +82,148 @@ pub enum StartError {
 /// anyway. Long enough for a caller to finish a typical verification.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Loads the config file and applies the command-line overrides.
+pub fn load_config(path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> {
+    let mut config = Config::load(path)?;
+
+    if let Some(listen) = overrides.sip_listen {
+        // RTP follows the SIP address unless the file set its own.
+        if config.media.address == config.sip.listen.ip() {
+            config.media.address = listen.ip();
+        }
+        config.sip.listen = listen;
+    }
+    if let Some(listen) = overrides.http_listen {
+        config.http.listen = listen;
+    }
+    if let Some(customers) = &overrides.customers {
+        config.customers.file = customers.clone();
+    }
+
+    Ok(config)
+}
+
+/// Loads the config, secrets, customers and prompts like `serve` does and
+/// returns every problem found, without binding anything. Secrets that do
+/// not exist yet are not created; `serve` creates them.
+pub fn check(path: &Path, overrides: &Overrides) -> Vec<Problem> {
+    let config = match load_config(path, overrides) {
+        Ok(config) => config,
+        Err(errors) => return errors.problems,
+    };
+    let mut problems = Vec::new();
+
+    let pepper_file = &config.secrets.pepper_file;
+    let hasher = if pepper_file.exists() {
+        match load_or_create_pepper(pepper_file).map(|(pepper, _)| KeyedHasher::new(&pepper)) {
+            Ok(Ok(hasher)) => Some(hasher),
+            Ok(Err(error)) => {
+                problems.push(Problem::new(pepper_file, None, None, error.to_string()));
+                None
+            }
+            Err(error) => {
+                problems.push(Problem::new(pepper_file, None, None, error.to_string()));
+                None
+            }
+        }
+    } else {
+        // A throwaway pepper is enough to check the customers file's syntax.
+        KeyedHasher::new(&[0u8; 32]).ok()
+    };
+
+    if config.secrets.signing_key_file.exists() {
+        if let Err(error) = TokenSigner::load_or_create(&config.secrets.signing_key_file) {
+            problems.push(Problem::new(
+                &config.secrets.signing_key_file,
+                None,
+                None,
+                error.to_string(),
+            ));
+        }
+    }
+
+    if let Some(hasher) = hasher {
+        if let Err(errors) = load_customers(
+            &config.customers.file,
+            &customer_file_options(&config),
+            &hasher,
+        ) {
+            problems.extend(errors.problems);
+        }
+    }
+
+    problems.extend(PromptLibrary::problems(&config.prompts.dir));
+    problems
+}
+
+fn customer_file_options(config: &Config) -> CustomerFileOptions {
+    CustomerFileOptions {
+        default_region: config.customers.default_region,
+        contract_digits: config.flow.contract_min_digits..=config.flow.contract_max_digits,
+    }
+}
+
+/// Loads secrets, customers and prompts: everything a call needs.
+async fn build_services(config: Config) -> Result<Services, StartError> {
+    let invalid = |path: &Path, error: &dyn std::fmt::Display| {
+        StartError::Invalid(Problem::new(path, None, None, error.to_string()).to_string())
+    };
+
+    let pepper_file = &config.secrets.pepper_file;
+    let (pepper, created) =
+        load_or_create_pepper(pepper_file).map_err(|error| invalid(pepper_file, &error))?;
+    if created {
+        tracing::warn!(path = %pepper_file.display(), "created a new HMAC pepper; keep it secret and back it up");
+    }
+    let hasher = KeyedHasher::new(&pepper).map_err(|error| invalid(pepper_file, &error))?;
+
+    let key_file = &config.secrets.signing_key_file;
+    let (signer, created) =
+        TokenSigner::load_or_create(key_file).map_err(|error| invalid(key_file, &error))?;
+    if created {
+        tracing::warn!(path = %key_file.display(), kid = signer.kid(), "created a new token signing key; agent desktops must fetch the new JWK Set");
+    }
+    let signer = signer.with_issuer_audience(&config.token.issuer, &config.token.audience);
+
+    let customers = load_customers(
+        &config.customers.file,
+        &customer_file_options(&config),
+        &hasher,
+    )
+    .map_err(|errors| StartError::Invalid(errors.to_string()))?;
+    let customer_count = customers.len();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    store
+        .replace_customers(customers)
+        .await
+        .map_err(|error| invalid(&config.customers.file, &error))?;
+    tracing::info!(customers = customer_count, path = %config.customers.file.display(), "customers loaded");
+
+    let prompts = PromptLibrary::load(&config.prompts.dir)
+        .map_err(|error| invalid(&config.prompts.dir, &error))?;
+
+    Ok(Services {
+        flow_config: config.flow.clone(),
+        language: config.prompts.language,
+        rtp_ports: RtpPorts::new(
+            config.media.address,
+            config.media.rtp_port_min,
+            config.media.rtp_port_max,
+        ),
+        default_region: config.customers.default_region,
+        prompts,
+        store,
+        signer: Arc::new(signer),
+        hasher,
+        config,
+    })
+}
+
 /// Loads everything, binds the sockets and runs until SIGINT or SIGTERM.
-pub async fn serve(config: Config) -> Result<(), StartError> {
-    let services = Arc::new(build_services(config)?);
+pub async fn serve(path: &Path, overrides: &Overrides) -> Result<(), StartError> {
+    let config =
+        load_config(path, overrides).map_err(|errors| StartError::Invalid(errors.to_string()))?;
+    let services = Arc::new(build_services(config).await?);
 
     let sip_address = services.config.sip.listen;
     let sip_socket = UdpSocket::bind(sip_address)
