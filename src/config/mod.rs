@@ -135,24 +135,8 @@ pub struct PromptsConfig {
     pub language: Language,
 }
 
-/// Language of the prompts a caller hears.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Language {
-    /// Dutch, `nl`.
-    Dutch,
-    /// English, `en`.
-    English,
-}
-
-impl Language {
-    /// Returns the ISO 639-1 code, which is also the prompts subfolder.
-    pub fn code(self) -> &'static str {
-        match self {
-            Language::Dutch => "nl",
-            Language::English => "en",
-        }
-    }
-}
+/// Language of the prompts a caller hears; the prompts module owns it.
+pub use crate::media::prompts::Language;
 
 /// `[customers]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -388,16 +372,16 @@ fn read_media(reader: &mut TomlReader<'_>, sip_listen: SocketAddr) -> MediaConfi
 fn read_prompts(reader: &mut TomlReader<'_>, base_dir: &Path) -> PromptsConfig {
     let dir = path_value(reader, base_dir, "prompts", "dir");
     let language = match reader.string("prompts", "language", true) {
-        Some((value, _)) if value == "nl" => Language::Dutch,
-        Some((value, _)) if value == "en" => Language::English,
+        Some((value, _)) if value == "nl" => Language::Nl,
+        Some((value, _)) if value == "en" => Language::En,
         Some((value, field)) => {
             reader.field_problem(
                 &field,
                 format!("is `{value}`, but must be \"nl\" or \"en\""),
             );
-            Language::Dutch
+            Language::Nl
         }
-        None => Language::Dutch,
+        None => Language::Nl,
     };
     PromptsConfig { dir, language }
 }

@@ -66,7 +66,7 @@ fn default_file_loads() {
     assert_eq!(config.media.rtp_port_max, 20999);
     assert_eq!(config.media.address, IpAddr::V4(Ipv4Addr::LOCALHOST));
     assert_eq!(config.prompts.dir, dir.join("../prompts"));
-    assert_eq!(config.prompts.language, Language::Dutch);
+    assert_eq!(config.prompts.language, Language::Nl);
     assert_eq!(config.customers.file, dir.join("customers.example.csv"));
     assert_eq!(config.customers.default_region, country::Id::NL);
     assert_eq!(config.secrets.pepper_file, dir.join("../var/pepper"));
@@ -311,7 +311,7 @@ fn lowercase_region_and_english_accepted() {
         .replace("language = \"nl\"", "language = \"en\"");
     let config = parse(&text).unwrap();
     assert_eq!(config.customers.default_region, country::Id::BE);
-    assert_eq!(config.prompts.language, Language::English);
+    assert_eq!(config.prompts.language, Language::En);
     assert_eq!(config.prompts.language.code(), "en");
 }
 

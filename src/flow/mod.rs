@@ -26,7 +26,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::media::PromptId;
+use crate::media::prompts::PromptId;
 
 /// Settings of the flow that operators tune per deployment (`[flow]` in
 /// the config file).

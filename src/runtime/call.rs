@@ -106,7 +106,14 @@ pub async fn run(setup: CallSetup) {
 
     let mut flow = CallFlow::new(services.flow_config.clone());
     let mut player = Player::new(negotiated.codec);
-    let mut sender = RtpSender::new();
+    let mut sender = match RtpSender::new() {
+        Ok(sender) => sender,
+        Err(error) => {
+            tracing::error!(%call_id, %error, "cannot start RTP for the call; hanging up");
+            let _ = commands.send((handle, CallCommand::HangUp));
+            return;
+        }
+    };
     let mut digits = negotiated
         .telephone_event_payload_type
         .map(Rfc4733Receiver::new);
@@ -130,7 +137,7 @@ pub async fn run(setup: CallSetup) {
         tokio::select! {
             _ = ticker.tick() => {
                 let (frame, drained) = match player.next_frame() {
-                    PlayerOutput::Frame(frame) => (frame, false),
+                    PlayerOutput::Audio(frame) => (frame, false),
                     PlayerOutput::Silence(frame) => (frame, false),
                     PlayerOutput::Drained(frame) => (frame, true),
                 };
