@@ -1,1 +1,25 @@
-//! placeholder
+//! SIP for the IVR: a sans-I/O user agent endpoint over UDP (RFC 3261).
+//!
+//! [`Endpoint`] takes received datagrams and the current time, and returns
+//! datagrams to send, events for the application and the next deadline. It
+//! answers INVITEs as a UAS, keeps the transactions and dialogs of RFC 3261
+//! §12 to §17, and sends BYE and REFER (RFC 3515) inside its dialogs.
+//!
+//! The rest of the crate uses only the types re-exported here. rsipstack,
+//! which parses and serialises the messages, is named in `message.rs` alone,
+//! so replacing it touches one file.
+
+mod call;
+mod endpoint;
+mod escape;
+mod message;
+mod timer;
+mod transaction;
+
+pub use call::CallHandle;
+pub use endpoint::{
+    EndCause, Endpoint, EndpointConfig, EndpointError, Event, IncomingCall, Transmit, ALLOW,
+};
+pub use escape::escape_uri_header_value;
+pub use message::{MessageError, MAX_MESSAGE_SIZE};
+pub use timer::{Timer, T1, T2, T4, TIMEOUT_64_T1};
