@@ -1,4 +1,4 @@
-//! The dialog state of one call (RFC 3261 §12) as the UAS sees it.
+//! Dialog state of one call on the UAS side (RFC 3261 §12).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -11,10 +11,10 @@ use super::transaction::ServerKey;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CallHandle(pub(crate) u64);
 
-/// Where a call is in its life.
+/// Life-cycle state of a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CallState {
-    /// INVITE received and 100 Trying sent; the application has not answered.
+    /// INVITE received and 100 Trying sent. The application has not accepted or rejected it yet.
     Offered,
     /// 2xx sent; the ACK has not arrived.
     Answered,

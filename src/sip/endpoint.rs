@@ -1,8 +1,9 @@
 //! The sans-I/O user agent endpoint: transactions, dialogs and calls of an IVR.
 //!
-//! The endpoint answers INVITEs (as a UAS) and sends BYE and REFER inside
-//! the dialogs it created. It speaks UDP only.
+//! The endpoint accepts or rejects INVITEs (as a UAS) and sends BYE and REFER
+//! inside the dialogs it created. It speaks UDP only.
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -41,13 +42,13 @@ pub struct EndpointConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct Transmit {
-    /// Where to send it.
+    /// Destination address.
     pub destination: SocketAddr,
     /// The complete SIP message.
     pub payload: Vec<u8>,
 }
 
-/// Why a call ended.
+/// Cause of the end of a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndCause {
     /// The peer sent BYE.
@@ -56,7 +57,7 @@ pub enum EndCause {
     Cancelled,
     /// Our 2xx got no ACK within 64·T1; we sent BYE.
     AckTimeout,
-    /// The application hung up: our BYE was answered or timed out, or we answered 480 before answering.
+    /// The application hung up: our BYE got a final response or timed out, or we sent 480 to the unanswered INVITE.
     HungUp,
     /// The application rejected the call with a final non-2xx response.
     Rejected,
@@ -85,7 +86,7 @@ pub struct IncomingCall {
     pub sdp_offer: Option<Vec<u8>>,
 }
 
-/// What the endpoint reports to the application.
+/// Notification from the endpoint to the application.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A new INVITE outside any dialog; 100 Trying has already been queued.
@@ -153,6 +154,8 @@ pub struct Endpoint {
     next_handle: u64,
     /// Source of tags and branches, which RFC 3261 §19.3 requires to be random.
     random: SystemRandom,
+    /// Counter for tags and branches if the OS random source fails.
+    fallback_token_counter: Cell<u64>,
 }
 
 impl Endpoint {
@@ -168,6 +171,7 @@ impl Endpoint {
             events: VecDeque::new(),
             next_handle: 1,
             random: SystemRandom::new(),
+            fallback_token_counter: Cell::new(0),
         }
     }
 
@@ -416,9 +420,9 @@ impl Endpoint {
                 Ok(())
             }
             CallState::Answered | CallState::Confirmed => {
-                // NOTE: RFC 3261 §15 asks a UAS to wait for the ACK (or the
-                // 2xx timeout) before sending BYE. We send it at once and stop
-                // retransmitting the 2xx, which peers handle in practice.
+                // NOTE: RFC 3261 §15 says a UAS should wait for the ACK (or the
+                // 2xx timeout) before sending BYE. This sends BYE at once and
+                // stops retransmitting the 2xx.
                 self.send_in_dialog(now, call, ClientPurpose::Bye, Vec::new())?;
                 if let Some(entry) = self.calls.get_mut(&call) {
                     entry.pending_2xx = None;
@@ -450,10 +454,12 @@ impl Endpoint {
     fn random_token(&self) -> String {
         let mut bytes = [0u8; 8];
         if self.random.fill(&mut bytes).is_err() {
-            // NOTE: ring only fails when the OS random source does; tags and
-            // branches then fall back to the clock-free handle counter, which
-            // is unique within this process but predictable.
-            bytes = self.next_handle.to_be_bytes();
+            // NOTE: ring fails only when the OS random source fails. Tags and
+            // branches then come from a counter, which is unique within this
+            // process but predictable.
+            let counter = self.fallback_token_counter.get().wrapping_add(1);
+            self.fallback_token_counter.set(counter);
+            bytes = counter.to_be_bytes();
         }
         bytes.iter().map(|byte| format!("{byte:02x}")).collect()
     }

@@ -2,12 +2,12 @@
 //!
 //! [`Endpoint`] takes received datagrams and the current time, and returns
 //! datagrams to send, events for the application and the next deadline. It
-//! answers INVITEs as a UAS, keeps the transactions and dialogs of RFC 3261
+//! accepts or rejects INVITEs as a UAS, keeps the transactions and dialogs of RFC 3261
 //! §12 to §17, and sends BYE and REFER (RFC 3515) inside its dialogs.
 //!
 //! The rest of the crate uses only the types re-exported here. rsipstack,
-//! which parses and serialises the messages, is named in `message.rs` alone,
-//! so replacing it touches one file.
+//! which supplies the message types and serialisation, is named only in
+//! `message/`, so replacing it touches that folder alone.
 
 mod call;
 mod endpoint;

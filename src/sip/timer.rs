@@ -40,13 +40,13 @@ pub enum Timer {
     /// transaction, which stops absorbing ACK retransmissions (RFC 3261 §17.2.1).
     I,
     /// Fires 64·T1 after the final response to a non-INVITE request: ends the server
-    /// transaction, which stops answering retransmissions (RFC 3261 §17.2.2).
+    /// transaction, which stops resending its response to retransmissions (RFC 3261 §17.2.2).
     J,
     /// Fires T4 after our non-INVITE request got a final response: ends the client
     /// transaction, which stops absorbing response retransmissions (RFC 3261 §17.1.2.2).
     K,
     /// Fires 64·T1 after our 2xx to an INVITE: ends the accepted INVITE server
-    /// transaction, which until then answers retransmitted INVITEs (RFC 6026 §8.7).
+    /// transaction, which until then resends the 2xx to retransmitted INVITEs (RFC 6026 §8.7).
     L,
     /// Fires on the Timer G schedule while our 2xx to an INVITE has no ACK:
     /// retransmits the 2xx (RFC 3261 §13.3.1.4).
@@ -56,7 +56,7 @@ pub enum Timer {
 /// Deadlines of the timers armed for one transaction or dialog.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TimerTable {
-    /// Armed timers; each timer occurs at most once.
+    /// Armed timers with their deadlines. `set` replaces an earlier deadline, so each timer occurs once.
     deadlines: Vec<(Timer, Instant)>,
 }
 

@@ -1,7 +1,7 @@
 //! Server and client transaction state (RFC 3261 §17) kept by the endpoint.
 //!
-//! These are plain records: the endpoint decides every transition, so the
-//! rules of §17 can be read in one place (`endpoint.rs`).
+//! These are plain records. The endpoint (`endpoint/uas.rs`, `endpoint/uac.rs`
+//! and `endpoint/timers.rs`) makes every transition.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -67,17 +67,17 @@ impl ServerKey {
 /// States of an INVITE server transaction (RFC 3261 §17.2.1, RFC 6026 §7.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum InviteServerState {
-    /// 100 Trying sent; the application has not answered yet.
+    /// 100 Trying sent. The application has not accepted or rejected the call yet.
     Proceeding,
     /// Non-2xx final response sent; waiting for the ACK.
     Completed,
     /// ACK for the non-2xx received; absorbing ACK retransmissions until Timer I.
     Confirmed,
-    /// 2xx sent; answering retransmitted INVITEs with it until Timer L.
+    /// 2xx sent. Retransmitted INVITEs get the 2xx again until Timer L.
     Accepted,
 }
 
-/// What kind of server transaction this is.
+/// Kind of server transaction: INVITE or non-INVITE.
 #[derive(Clone, Debug)]
 pub(crate) enum ServerKind {
     /// An INVITE transaction, which belongs to one call.

@@ -71,7 +71,7 @@ fn invite(branch: &str) -> String {
     )
 }
 
-/// A request from the peer; `to_tag` None makes it an out-of-dialog request.
+/// Builds a request from the peer. With `to_tag` None it is outside any dialog.
 fn request(
     method: &str,
     branch: &str,
@@ -255,7 +255,7 @@ fn ack_timeout_sends_bye() {
 
     let (at, bye) = sent.last().unwrap();
     assert_eq!(*at, start + TIMEOUT_64_T1);
-    // rsipstack 0.7.14 writes URI parameter values in upper case; transport is case-insensitive.
+    // rsipstack 0.7.14 writes the transport parameter of a URI in upper case.
     assert!(
         text(bye).starts_with("BYE sip:caller@127.0.0.1:5070;transport=UDP SIP/2.0\r\n"),
         "{}",
@@ -1186,7 +1186,7 @@ fn rfc4475_torture_messages() {
             failures.push(format!("{name}: expected {expected:?}, got {first:?}"));
         }
 
-        // The endpoint still answers a plain OPTIONS afterwards.
+        // The endpoint still responds 200 to a plain OPTIONS afterwards.
         feed(
             &mut endpoint,
             now,

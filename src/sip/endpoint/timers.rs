@@ -32,6 +32,7 @@ impl Endpoint {
                 }
                 Timer::H => {
                     tracing::info!(
+                        call_id = transaction.request.value("Call-ID").unwrap_or_default(),
                         "no ACK for a final response within 64*T1; INVITE transaction ended"
                     );
                     self.server_transactions.remove(key);

@@ -3,10 +3,8 @@
 
 use std::time::Instant;
 
-use rsipstack::sip::Method;
-
 use super::super::call::CallHandle;
-use super::super::message::{build_request, IncomingResponse, RequestParts};
+use super::super::message::{build_request, IncomingResponse, Method, RequestParts};
 use super::super::timer::{Timer, TimerTable, T1, T4, TIMEOUT_64_T1};
 use super::super::transaction::{
     ClientPurpose, ClientState, ClientTransaction, BRANCH_MAGIC_COOKIE,

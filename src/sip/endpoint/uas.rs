@@ -4,11 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use rsipstack::sip::Method;
-
 use super::super::call::{Call, CallHandle, CallState, DialogKey, Pending2xx};
 use super::super::message::{
-    address_uri, build_response, IncomingRequest, MessageError, RawMessage, RequestMethod,
+    address_uri, build_response, IncomingRequest, MessageError, Method, RawMessage, RequestMethod,
     ResponseParts,
 };
 use super::super::timer::{Timer, TimerTable, T1, T4, TIMEOUT_64_T1};
@@ -104,7 +102,7 @@ impl Endpoint {
         }
     }
 
-    /// Answers a request that failed validation, if a reply can be routed.
+    /// Sends 400, 416 or 505 to a request that failed validation, if a reply can be routed.
     pub(super) fn reject_malformed(
         &mut self,
         source: SocketAddr,
@@ -140,9 +138,9 @@ impl Endpoint {
         self.send(destination, response);
     }
 
-    /// Answers a request and keeps the answer for retransmissions: until Timer J
-    /// for a non-INVITE request, in a Completed INVITE transaction for an INVITE
-    /// refused with a final response.
+    /// Sends a response and keeps it for retransmitted requests. A non-INVITE
+    /// response is kept until Timer J. An INVITE rejected here gets a Completed
+    /// INVITE transaction, which retransmits the response until the ACK.
     pub(super) fn answer_request(
         &mut self,
         now: Instant,
@@ -446,8 +444,8 @@ impl Endpoint {
                 self.answer_options(now, destination, &request)
             }
             RequestMethod::Known(Method::Info) => {
-                // NOTE: DTMF sent as INFO (application/dtmf-relay) is answered
-                // but not yet reported to the application.
+                // NOTE: DTMF sent as INFO (application/dtmf-relay) gets 200 but
+                // is not yet reported to the application.
                 self.answer_request(now, destination, &request, 200, Vec::new(), &[]);
             }
             RequestMethod::Known(Method::Notify) => {
@@ -679,6 +677,8 @@ fn reply_destination(source: SocketAddr, request: &IncomingRequest) -> SocketAdd
 /// Returns 415 or 406 when an INVITE's body or Accept rules out SDP (RFC 3261 §21.4.7, §21.4.13).
 fn media_rejection(request: &IncomingRequest) -> Option<u16> {
     if !request.body.is_empty() {
+        // NOTE: a multipart/mixed body is accepted, but its SDP part is not
+        // extracted, so such a call arrives with `sdp_offer` None.
         let supported = matches!(
             request.content_type().as_deref(),
             Some("application/sdp") | Some("multipart/mixed")
