@@ -46,7 +46,7 @@ pub enum Timer {
     /// transaction, which stops absorbing response retransmissions (RFC 3261 §17.1.2.2).
     K,
     /// Fires 64·T1 after our 2xx to an INVITE: ends the accepted INVITE server
-    /// transaction, which until then resends the 2xx to retransmitted INVITEs (RFC 6026 §8.7).
+    /// transaction, which until then resends the 2xx to retransmitted INVITEs (RFC 6026).
     L,
     /// Fires on the Timer G schedule while our 2xx to an INVITE has no ACK:
     /// retransmits the 2xx (RFC 3261 §13.3.1.4).

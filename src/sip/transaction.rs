@@ -64,7 +64,7 @@ impl ServerKey {
     }
 }
 
-/// States of an INVITE server transaction (RFC 3261 §17.2.1, RFC 6026 §7.1).
+/// States of an INVITE server transaction (RFC 3261 §17.2.1, with the Accepted state of RFC 6026).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum InviteServerState {
     /// 100 Trying sent. The application has not accepted or rejected the call yet.

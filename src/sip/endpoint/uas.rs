@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::super::call::{Call, CallHandle, CallState, DialogKey, Pending2xx};
 use super::super::message::{
     address_uri, build_response, IncomingRequest, MessageError, Method, RawMessage, RequestMethod,
-    ResponseParts,
+    ResponseParts, ViaHop,
 };
 use super::super::timer::{Timer, TimerTable, T1, T4, TIMEOUT_64_T1};
 use super::super::transaction::{InviteServerState, ServerKey, ServerKind, ServerTransaction};
@@ -20,7 +20,7 @@ impl Endpoint {
         source: SocketAddr,
         request: IncomingRequest,
     ) {
-        let destination = reply_destination(source, &request);
+        let destination = reply_destination(source, &request.via);
 
         if request.is(Method::Ack) {
             self.handle_ack(now, &request);
@@ -118,12 +118,7 @@ impl Endpoint {
             return;
         };
 
-        let port = if via.rport {
-            source.port()
-        } else {
-            via.port.unwrap_or(DEFAULT_SIP_PORT)
-        };
-        let destination = SocketAddr::new(source.ip(), port);
+        let destination = reply_destination(source, &via);
         let tag = self.random_token();
         let response = build_response(ResponseParts {
             request: raw,
@@ -490,7 +485,9 @@ impl Endpoint {
             return;
         };
 
-        // RFC 3261 §14.2: a re-INVITE while our previous INVITE answer awaits its ACK gets 500.
+        // A re-INVITE while the 2xx to the previous INVITE still waits for its
+        // ACK gets 500 with Retry-After, the response RFC 3261 §14.2 gives for
+        // overlapping INVITEs.
         if call.pending_2xx.is_some() || call.state != CallState::Confirmed {
             let key = ServerKey::of(&request);
             let response = build_response(ResponseParts {
@@ -572,7 +569,7 @@ impl Endpoint {
             .and_then(|value| value.split(';').next())
             .map(|package| package.trim().to_ascii_lowercase());
         if event_package.as_deref() != Some("refer") {
-            // RFC 6665 §8.3.1: 489 Bad Event for a package we did not subscribe to.
+            // 489 Bad Event (RFC 6665) for an event package other than refer.
             self.answer_request(now, destination, request, 489, Vec::new(), &[]);
             return;
         }
@@ -665,11 +662,11 @@ impl Endpoint {
 
 /// Returns where responses to `request` go (RFC 3261 §18.2.2, RFC 3581): the
 /// source IP, and the source port with rport, else the Via port or 5060.
-fn reply_destination(source: SocketAddr, request: &IncomingRequest) -> SocketAddr {
-    let port = if request.via.rport {
+fn reply_destination(source: SocketAddr, via: &ViaHop) -> SocketAddr {
+    let port = if via.rport {
         source.port()
     } else {
-        request.via.port.unwrap_or(DEFAULT_SIP_PORT)
+        via.port.unwrap_or(DEFAULT_SIP_PORT)
     };
     SocketAddr::new(source.ip(), port)
 }

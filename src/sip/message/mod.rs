@@ -2,13 +2,15 @@
 //!
 //! This module and its children are the only place that names rsipstack
 //! (pinned to 0.7.14). rsipstack supplies the method, status-code, URI and
-//! header types and serialises what we send (`build.rs`). Received datagrams
-//! are framed here, because rsipstack's own line splitter stops at the first
-//! header line that is not UTF-8 and silently drops the rest. A legal request
-//! (RFC 4475 §3.1.1.3) would then seem to lack its required headers. After
-//! framing, `validate.rs` applies the checks of RFC 3261 that rsipstack's
-//! lenient parser skips, and maps each failure to the status code the sender
-//! should get.
+//! header types and serialises what we send (`build.rs`).
+//!
+//! Received datagrams are framed here rather than by rsipstack's parser, for
+//! two reasons found in its 0.7.14 source. The parser fails on any method
+//! outside its `Method` enum, so an extension method could not get its 501.
+//! Its line splitter also stops at the first header line that is not UTF-8
+//! and silently drops the headers after it. After framing, `validate.rs`
+//! applies the checks of RFC 3261 that rsipstack's lenient parser skips, and
+//! maps each failure to the status code the sender should get.
 
 use std::net::SocketAddr;
 
@@ -25,8 +27,8 @@ pub(crate) use validate::{IncomingRequest, IncomingResponse, RequestMethod};
 /// (RFC 768 length field), so anything larger is not a single UDP message.
 pub const MAX_MESSAGE_SIZE: usize = 65_535;
 
-/// Compact header names (RFC 3261 §7.3.3, RFC 3515 §2.1, RFC 3892, RFC 6665)
-/// and the full names they stand for.
+/// Compact header names (RFC 3261 §7.3.3, RFC 3515, RFC 3892, RFC 4028,
+/// RFC 6665) and the full names they stand for.
 const COMPACT_HEADER_NAMES: &[(&str, &str)] = &[
     ("i", "Call-ID"),
     ("m", "Contact"),
@@ -125,8 +127,7 @@ impl RawMessage {
             });
         }
 
-        // RFC 3261 §7.5: empty lines before the start line are ignored, which
-        // also absorbs the CRLF keep-alives of RFC 5626.
+        // RFC 3261 §7.5: CRLFs before the start line are ignored.
         let leading = datagram
             .iter()
             .take_while(|byte| **byte == b'\r' || **byte == b'\n')
