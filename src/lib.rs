@@ -8,11 +8,11 @@
 //! the tokio edge that moves bytes and time between them.
 
 pub mod api;
-//TMP pub mod cli;
+pub mod cli;
 pub mod config;
 pub mod flow;
 pub mod media;
-//TMP pub mod runtime;
+pub mod runtime;
 pub mod sip;
 pub mod store;
 pub mod verify;

@@ -1,0 +1,126 @@
+//! Expiry of the transaction and dialog timers.
+
+use std::time::Instant;
+
+use super::super::call::CallHandle;
+use super::super::timer::{next_retransmit_interval, Timer, TimerTable, T2};
+use super::super::transaction::{ClientPurpose, ClientState, ServerKey, ServerKind};
+use super::{EndCause, Endpoint, Transmit};
+
+impl Endpoint {
+    pub(super) fn expire_server_timers(&mut self, now: Instant, key: &ServerKey) {
+        let Some(transaction) = self.server_transactions.get_mut(key) else {
+            return;
+        };
+        for timer in transaction.timers.take_expired(now) {
+            match timer {
+                Timer::G => {
+                    if let ServerKind::Invite {
+                        retransmit_interval,
+                        ..
+                    } = &mut transaction.kind
+                    {
+                        *retransmit_interval = next_retransmit_interval(*retransmit_interval);
+                        transaction.timers.set(Timer::G, now + *retransmit_interval);
+                    }
+                    if let Some(response) = transaction.last_response.clone() {
+                        self.transmits.push_back(Transmit {
+                            destination: transaction.destination,
+                            payload: response,
+                        });
+                    }
+                }
+                Timer::H => {
+                    tracing::info!(
+                        call_id = transaction.request.value("Call-ID").unwrap_or_default(),
+                        "no ACK for a final response within 64*T1; INVITE transaction ended"
+                    );
+                    self.server_transactions.remove(key);
+                    return;
+                }
+                Timer::I | Timer::J | Timer::L => {
+                    self.server_transactions.remove(key);
+                    return;
+                }
+                Timer::E | Timer::F | Timer::K | Timer::Retransmit2xx => {}
+            }
+        }
+    }
+
+    pub(super) fn expire_client_timers(&mut self, now: Instant, key: &str) {
+        let Some(transaction) = self.client_transactions.get_mut(key) else {
+            return;
+        };
+        for timer in transaction.timers.take_expired(now) {
+            match timer {
+                Timer::E => {
+                    transaction.retransmit_interval = match transaction.state {
+                        ClientState::Trying => {
+                            next_retransmit_interval(transaction.retransmit_interval)
+                        }
+                        ClientState::Proceeding | ClientState::Completed => T2,
+                    };
+                    transaction
+                        .timers
+                        .set(Timer::E, now + transaction.retransmit_interval);
+                    self.transmits.push_back(Transmit {
+                        destination: transaction.destination,
+                        payload: transaction.request.clone(),
+                    });
+                }
+                Timer::F => {
+                    let (call, purpose) = (transaction.call, transaction.purpose);
+                    tracing::info!(
+                        call_id = %transaction.call_id,
+                        method = purpose.method_name(),
+                        "request timed out without a final response"
+                    );
+                    self.client_transactions.remove(key);
+                    self.finish_client_transaction(now, call, purpose, 408);
+                    return;
+                }
+                Timer::K => {
+                    self.client_transactions.remove(key);
+                    return;
+                }
+                Timer::G | Timer::H | Timer::I | Timer::J | Timer::L | Timer::Retransmit2xx => {}
+            }
+        }
+    }
+
+    pub(super) fn expire_call_timers(&mut self, now: Instant, handle: CallHandle) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        for timer in call.timers.take_expired(now) {
+            match timer {
+                Timer::Retransmit2xx => {
+                    if let Some(pending) = &mut call.pending_2xx {
+                        pending.retransmit_interval =
+                            next_retransmit_interval(pending.retransmit_interval);
+                        call.timers
+                            .set(Timer::Retransmit2xx, now + pending.retransmit_interval);
+                        self.transmits.push_back(Transmit {
+                            destination: call.peer,
+                            payload: pending.response.clone(),
+                        });
+                    }
+                }
+                Timer::H => {
+                    // RFC 3261 §13.3.1.4: without an ACK the session is ended with BYE.
+                    tracing::info!(call_id = %call.call_id, "no ACK for our 2xx within 64*T1; sending BYE");
+                    call.pending_2xx = None;
+                    call.timers = TimerTable::default();
+                    if let Err(error) =
+                        self.send_in_dialog(now, handle, ClientPurpose::Bye, Vec::new())
+                    {
+                        tracing::warn!(%error, "could not send BYE after the ACK timeout");
+                    }
+                    self.end_call(now, handle, EndCause::AckTimeout);
+                    return;
+                }
+                Timer::E | Timer::F | Timer::G | Timer::I | Timer::J | Timer::K | Timer::L => {}
+            }
+        }
+    }
+}

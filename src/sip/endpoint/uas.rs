@@ -1,0 +1,718 @@
+//! Requests received from the peer: the UAS side of transactions and dialogs
+//! (RFC 3261 §8.2, §12.2.2, §13.3, §17.2).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::super::call::{Call, CallHandle, CallState, DialogKey, Pending2xx};
+use super::super::message::{
+    address_uri, build_response, IncomingRequest, MessageError, Method, RawMessage, RequestMethod,
+    ResponseParts, ViaHop,
+};
+use super::super::timer::{Timer, TimerTable, T1, T4, TIMEOUT_64_T1};
+use super::super::transaction::{InviteServerState, ServerKey, ServerKind, ServerTransaction};
+use super::{EndCause, Endpoint, Event, IncomingCall, ALLOW, DEFAULT_SIP_PORT};
+
+impl Endpoint {
+    pub(super) fn handle_request(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        request: IncomingRequest,
+    ) {
+        let destination = reply_destination(source, &request.via);
+
+        if request.is(Method::Ack) {
+            self.handle_ack(now, &request);
+            return;
+        }
+
+        let key = ServerKey::of(&request);
+        if let Some(transaction) = self.server_transactions.get(&key) {
+            if let Some(response) = transaction.last_response.clone() {
+                let target = transaction.destination;
+                self.send(target, response);
+            }
+            return;
+        }
+
+        if request.is(Method::Cancel) {
+            self.handle_cancel(now, destination, &request);
+            return;
+        }
+
+        // RFC 3261 §8.2.2.3: this endpoint supports no extension, so any
+        // option tag in Require is unsupported.
+        let required = request.header_values("Require");
+        if !required.is_empty() {
+            let unsupported = required.join(", ");
+            self.answer_request(
+                now,
+                destination,
+                &request,
+                420,
+                vec![("Unsupported", unsupported)],
+                &[],
+            );
+            return;
+        }
+
+        if request.to_tag.is_some() {
+            self.handle_in_dialog(now, destination, request);
+            return;
+        }
+
+        match &request.method {
+            RequestMethod::Known(Method::Invite) => {
+                self.handle_new_invite(now, source, destination, request)
+            }
+            RequestMethod::Known(Method::Options) => {
+                self.answer_options(now, destination, &request)
+            }
+            RequestMethod::Known(
+                Method::Bye
+                | Method::Info
+                | Method::Notify
+                | Method::Refer
+                | Method::PRack
+                | Method::Update,
+            ) => {
+                self.answer_request(now, destination, &request, 481, Vec::new(), &[]);
+            }
+            RequestMethod::Known(_) => {
+                self.answer_request(
+                    now,
+                    destination,
+                    &request,
+                    405,
+                    vec![("Allow", ALLOW.to_string())],
+                    &[],
+                );
+            }
+            RequestMethod::Extension(_) => {
+                self.answer_request(
+                    now,
+                    destination,
+                    &request,
+                    501,
+                    vec![("Allow", ALLOW.to_string())],
+                    &[],
+                );
+            }
+        }
+    }
+
+    /// Sends 400, 416 or 505 to a request that failed validation, if a reply can be routed.
+    pub(super) fn reject_malformed(
+        &mut self,
+        source: SocketAddr,
+        raw: &RawMessage,
+        error: &MessageError,
+    ) {
+        if raw.request_method() == Some("ACK") {
+            tracing::debug!(%source, %error, "dropped malformed ACK");
+            return;
+        }
+        let Some(via) = raw.top_via() else {
+            tracing::debug!(%source, %error, "dropped malformed request without a readable Via");
+            return;
+        };
+
+        let destination = reply_destination(source, &via);
+        let tag = self.random_token();
+        let response = build_response(ResponseParts {
+            request: raw,
+            status: error.status(),
+            to_tag: Some(&tag),
+            copy_record_route: false,
+            extra_headers: Vec::new(),
+            body: &[],
+            server: &self.config.user_agent,
+        });
+        tracing::info!(%source, %error, status = error.status(), "rejected malformed request");
+        self.send(destination, response);
+    }
+
+    /// Sends a response and keeps it for retransmitted requests. A non-INVITE
+    /// response is kept until Timer J. An INVITE rejected here gets a Completed
+    /// INVITE transaction, which retransmits the response until the ACK.
+    pub(super) fn answer_request(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        request: &IncomingRequest,
+        status: u16,
+        extra_headers: Vec<(&'static str, String)>,
+        body: &[u8],
+    ) {
+        let tag = match &request.to_tag {
+            Some(_) => None,
+            None => Some(self.random_token()),
+        };
+        let response = build_response(ResponseParts {
+            request: &request.raw,
+            status,
+            to_tag: tag.as_deref(),
+            copy_record_route: false,
+            extra_headers,
+            body,
+            server: &self.config.user_agent,
+        });
+        // The final response to an INVITE waits for an ACK and is
+        // retransmitted on Timer G (RFC 3261 §17.2.1).
+        if request.is(Method::Invite) {
+            let key = ServerKey::of(request);
+            self.start_completed_invite(now, key, None, destination, &request.raw, response);
+            return;
+        }
+
+        self.send(destination, response.clone());
+        let mut timers = TimerTable::default();
+        timers.set(Timer::J, now + TIMEOUT_64_T1);
+        self.server_transactions.insert(
+            ServerKey::of(request),
+            ServerTransaction {
+                kind: ServerKind::NonInvite,
+                destination,
+                request: request.raw.clone(),
+                last_response: Some(response),
+                timers,
+            },
+        );
+    }
+
+    pub(super) fn answer_options(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        request: &IncomingRequest,
+    ) {
+        let headers = vec![
+            ("Allow", ALLOW.to_string()),
+            ("Accept", "application/sdp".to_string()),
+        ];
+        self.answer_request(now, destination, request, 200, headers, &[]);
+    }
+
+    pub(super) fn handle_ack(&mut self, now: Instant, request: &IncomingRequest) {
+        // ACK for a non-2xx final response: same branch as the INVITE (RFC 3261 §17.2.1).
+        let invite_key = ServerKey::for_method(request, "INVITE");
+        if let Some(transaction) = self.server_transactions.get_mut(&invite_key) {
+            if let ServerKind::Invite { state, .. } = &mut transaction.kind {
+                if *state == InviteServerState::Completed {
+                    *state = InviteServerState::Confirmed;
+                    transaction.timers = TimerTable::default();
+                    transaction.timers.set(Timer::I, now + T4);
+                }
+                if *state != InviteServerState::Accepted {
+                    return;
+                }
+            }
+        }
+
+        // ACK for a 2xx: a new transaction inside the dialog (RFC 3261 §13.2.2.4).
+        let Some(handle) = self.find_dialog(request) else {
+            tracing::debug!(call_id = %request.call_id, "dropped ACK that matches no transaction or dialog");
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let acknowledged = call
+            .pending_2xx
+            .as_ref()
+            .is_some_and(|pending| pending.cseq == request.cseq);
+        if !acknowledged {
+            return;
+        }
+
+        call.pending_2xx = None;
+        call.timers.clear(Timer::Retransmit2xx);
+        call.timers.clear(Timer::H);
+        if call.state == CallState::Answered {
+            call.state = CallState::Confirmed;
+            tracing::info!(call_id = %call.call_id, state = "confirmed", "dialog state changed");
+            self.emit(Event::CallConfirmed { call: handle });
+        }
+    }
+
+    pub(super) fn handle_cancel(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        request: &IncomingRequest,
+    ) {
+        let invite_key = ServerKey::for_method(request, "INVITE");
+        let Some(transaction) = self.server_transactions.get(&invite_key) else {
+            self.answer_request(now, destination, request, 481, Vec::new(), &[]);
+            return;
+        };
+        let ServerKind::Invite { state, call, .. } = transaction.kind.clone() else {
+            self.answer_request(now, destination, request, 481, Vec::new(), &[]);
+            return;
+        };
+
+        // RFC 3261 §9.2: the 200 to CANCEL carries the To tag of the INVITE's response.
+        let tag = call
+            .and_then(|call| self.calls.get(&call))
+            .map_or_else(|| self.random_token(), |entry| entry.local_tag.clone());
+        let response = build_response(ResponseParts {
+            request: &request.raw,
+            status: 200,
+            to_tag: Some(&tag),
+            copy_record_route: false,
+            extra_headers: Vec::new(),
+            body: &[],
+            server: &self.config.user_agent,
+        });
+        self.send(destination, response.clone());
+        let mut timers = TimerTable::default();
+        timers.set(Timer::J, now + TIMEOUT_64_T1);
+        self.server_transactions.insert(
+            ServerKey::of(request),
+            ServerTransaction {
+                kind: ServerKind::NonInvite,
+                destination,
+                request: request.raw.clone(),
+                last_response: Some(response),
+                timers,
+            },
+        );
+
+        // A CANCEL after the final response has no effect (RFC 3261 §9.2).
+        let pending_call = call.filter(|call| self.calls.contains_key(call));
+        if let (InviteServerState::Proceeding, Some(call)) = (state, pending_call) {
+            self.send_invite_error(now, call, 487);
+            self.end_call(now, call, EndCause::Cancelled);
+        }
+    }
+
+    pub(super) fn handle_new_invite(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        request: IncomingRequest,
+    ) {
+        let handle = CallHandle(self.next_handle);
+        self.next_handle += 1;
+        let key = ServerKey::of(&request);
+        let local_tag = self.random_token();
+
+        // RFC 3261 §8.2.3, §21.4.13: refuse a body or Accept we cannot serve
+        // before anything else, so no 100 Trying precedes the rejection.
+        if let Some(status) = media_rejection(&request) {
+            let response = build_response(ResponseParts {
+                request: &request.raw,
+                status,
+                to_tag: Some(&local_tag),
+                copy_record_route: false,
+                extra_headers: vec![("Accept", "application/sdp".to_string())],
+                body: &[],
+                server: &self.config.user_agent,
+            });
+            tracing::info!(call_id = %request.call_id, status, "rejected INVITE with unsupported media type or Accept");
+            self.start_completed_invite(
+                now,
+                key,
+                Some(handle),
+                destination,
+                &request.raw,
+                response,
+            );
+            return;
+        }
+
+        let trying = build_response(ResponseParts {
+            request: &request.raw,
+            status: 100,
+            to_tag: None,
+            copy_record_route: false,
+            extra_headers: Vec::new(),
+            body: &[],
+            server: &self.config.user_agent,
+        });
+        self.send(destination, trying.clone());
+        self.server_transactions.insert(
+            key.clone(),
+            ServerTransaction {
+                kind: ServerKind::Invite {
+                    state: InviteServerState::Proceeding,
+                    call: Some(handle),
+                    retransmit_interval: T1,
+                },
+                destination,
+                request: request.raw.clone(),
+                last_response: Some(trying),
+                timers: TimerTable::default(),
+            },
+        );
+
+        let from = request.header("From").unwrap_or_default().to_string();
+        let to = request.header("To").unwrap_or_default().to_string();
+        let remote_target = request.header_values("Contact").first().map_or_else(
+            || address_uri(&from).to_string(),
+            |contact| address_uri(contact).to_string(),
+        );
+        let call = Call {
+            call_id: request.call_id.clone(),
+            state: CallState::Offered,
+            peer: source,
+            local_tag: local_tag.clone(),
+            remote_tag: request.from_tag.clone(),
+            invite_key: key,
+            invite_cseq: request.cseq,
+            local_uri: format!("{to};tag={local_tag}"),
+            remote_uri: from.clone(),
+            remote_target,
+            route_set: request.header_values("Record-Route"),
+            local_cseq: 0,
+            remote_cseq: request.cseq,
+            last_sdp_answer: Vec::new(),
+            pending_2xx: None,
+            timers: TimerTable::default(),
+            started_at: now,
+        };
+        self.dialogs.insert(call.dialog_key(), handle);
+        self.calls.insert(handle, call);
+
+        tracing::info!(call_id = %request.call_id, %source, state = "offered", "dialog state changed");
+        let sdp_offer = (request.content_type().as_deref() == Some("application/sdp")
+            && !request.body.is_empty())
+        .then(|| request.body.clone());
+        self.emit(Event::IncomingCall(IncomingCall {
+            call: handle,
+            call_id: request.call_id.clone(),
+            source,
+            request_uri: request.request_uri.clone(),
+            from,
+            to,
+            p_asserted_identity: request.header_values("P-Asserted-Identity"),
+            privacy: request.header("Privacy").map(str::to_string),
+            sdp_offer,
+        }));
+    }
+
+    pub(super) fn find_dialog(&self, request: &IncomingRequest) -> Option<CallHandle> {
+        let key = DialogKey {
+            call_id: request.call_id.clone(),
+            local_tag: request.to_tag.clone()?,
+            remote_tag: request.from_tag.clone().unwrap_or_default(),
+        };
+        self.dialogs.get(&key).copied()
+    }
+
+    pub(super) fn handle_in_dialog(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        request: IncomingRequest,
+    ) {
+        let Some(handle) = self.find_dialog(&request) else {
+            tracing::debug!(call_id = %request.call_id, "no dialog for in-dialog request");
+            self.answer_request(now, destination, &request, 481, Vec::new(), &[]);
+            return;
+        };
+
+        // RFC 3261 §12.2.2: a CSeq lower than the last one is out of order.
+        let out_of_order = self
+            .calls
+            .get(&handle)
+            .is_some_and(|call| request.cseq < call.remote_cseq);
+        if out_of_order {
+            self.answer_request(now, destination, &request, 500, Vec::new(), &[]);
+            return;
+        }
+        if let Some(call) = self.calls.get_mut(&handle) {
+            call.remote_cseq = request.cseq;
+        }
+
+        match &request.method {
+            RequestMethod::Known(Method::Bye) => {
+                self.answer_request(now, destination, &request, 200, Vec::new(), &[]);
+                self.end_call(now, handle, EndCause::ByeReceived);
+            }
+            RequestMethod::Known(Method::Invite) => {
+                self.handle_reinvite(now, destination, handle, request)
+            }
+            RequestMethod::Known(Method::Options) => {
+                self.answer_options(now, destination, &request)
+            }
+            RequestMethod::Known(Method::Info) => {
+                // NOTE: DTMF sent as INFO (application/dtmf-relay) gets 200 but
+                // is not yet reported to the application.
+                self.answer_request(now, destination, &request, 200, Vec::new(), &[]);
+            }
+            RequestMethod::Known(Method::Notify) => {
+                self.handle_notify(now, destination, handle, &request)
+            }
+            RequestMethod::Known(Method::Refer) => {
+                // NOTE: the IVR transfers calls but does not accept being
+                // transferred; a REFER from the peer is declined.
+                self.answer_request(now, destination, &request, 403, Vec::new(), &[]);
+            }
+            RequestMethod::Known(_) => {
+                self.answer_request(
+                    now,
+                    destination,
+                    &request,
+                    405,
+                    vec![("Allow", ALLOW.to_string())],
+                    &[],
+                );
+            }
+            RequestMethod::Extension(_) => {
+                self.answer_request(
+                    now,
+                    destination,
+                    &request,
+                    501,
+                    vec![("Allow", ALLOW.to_string())],
+                    &[],
+                );
+            }
+        }
+    }
+
+    pub(super) fn handle_reinvite(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        handle: CallHandle,
+        request: IncomingRequest,
+    ) {
+        let Some(call) = self.calls.get(&handle) else {
+            return;
+        };
+
+        // A re-INVITE while the 2xx to the previous INVITE still waits for its
+        // ACK gets 500 with Retry-After, the response RFC 3261 §14.2 gives for
+        // overlapping INVITEs.
+        if call.pending_2xx.is_some() || call.state != CallState::Confirmed {
+            let key = ServerKey::of(&request);
+            let response = build_response(ResponseParts {
+                request: &request.raw,
+                status: 500,
+                to_tag: None,
+                copy_record_route: false,
+                extra_headers: vec![("Retry-After", "1".to_string())],
+                body: &[],
+                server: &self.config.user_agent,
+            });
+            self.start_completed_invite(
+                now,
+                key,
+                Some(handle),
+                destination,
+                &request.raw,
+                response,
+            );
+            return;
+        }
+
+        // NOTE: hold and resume are not negotiated yet. The re-INVITE is
+        // answered with the SDP of our last answer, whatever it offers.
+        let sdp = call.last_sdp_answer.clone();
+        let response = build_response(ResponseParts {
+            request: &request.raw,
+            status: 200,
+            to_tag: None,
+            copy_record_route: false,
+            extra_headers: vec![
+                ("Contact", self.contact()),
+                ("Allow", ALLOW.to_string()),
+                ("Content-Type", "application/sdp".to_string()),
+            ],
+            body: &sdp,
+            server: &self.config.user_agent,
+        });
+        self.send(destination, response.clone());
+
+        let mut timers = TimerTable::default();
+        timers.set(Timer::L, now + TIMEOUT_64_T1);
+        self.server_transactions.insert(
+            ServerKey::of(&request),
+            ServerTransaction {
+                kind: ServerKind::Invite {
+                    state: InviteServerState::Accepted,
+                    call: Some(handle),
+                    retransmit_interval: T1,
+                },
+                destination,
+                request: request.raw.clone(),
+                last_response: Some(response.clone()),
+                timers,
+            },
+        );
+        if let Some(call) = self.calls.get_mut(&handle) {
+            call.pending_2xx = Some(Pending2xx {
+                response,
+                cseq: request.cseq,
+                retransmit_interval: T1,
+            });
+            call.timers.set(Timer::Retransmit2xx, now + T1);
+            call.timers.set(Timer::H, now + TIMEOUT_64_T1);
+            call.state = CallState::Answered;
+            tracing::info!(call_id = %call.call_id, state = "answered", "dialog state changed after re-INVITE");
+        }
+    }
+
+    pub(super) fn handle_notify(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        handle: CallHandle,
+        request: &IncomingRequest,
+    ) {
+        let event_package = request
+            .header("Event")
+            .and_then(|value| value.split(';').next())
+            .map(|package| package.trim().to_ascii_lowercase());
+        if event_package.as_deref() != Some("refer") {
+            // 489 Bad Event (RFC 6665) for an event package other than refer.
+            self.answer_request(now, destination, request, 489, Vec::new(), &[]);
+            return;
+        }
+
+        let Some(status) = sipfrag_status(&request.body) else {
+            tracing::info!(call_id = %request.call_id, "NOTIFY for refer without a readable sipfrag status line");
+            self.answer_request(now, destination, request, 400, Vec::new(), &[]);
+            return;
+        };
+        let terminated = request
+            .header("Subscription-State")
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|state| state.trim().eq_ignore_ascii_case("terminated"));
+
+        self.answer_request(now, destination, request, 200, Vec::new(), &[]);
+        if let Some(call) = self.calls.get(&handle) {
+            tracing::info!(call_id = %call.call_id, status, terminated, "transfer progress");
+        }
+        self.emit(Event::TransferProgress {
+            call: handle,
+            status,
+            final_: status >= 200 || terminated,
+        });
+    }
+
+    pub(super) fn send_invite_error(&mut self, now: Instant, call: CallHandle, status: u16) {
+        self.send_invite_error_with(now, call, status, Vec::new());
+    }
+
+    /// Sends a non-2xx final response on the call's INVITE transaction and starts Timers G and H.
+    pub(super) fn send_invite_error_with(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        status: u16,
+        extra_headers: Vec<(&'static str, String)>,
+    ) {
+        let Some(entry) = self.calls.get(&call) else {
+            return;
+        };
+        let key = entry.invite_key.clone();
+        let tag = entry.local_tag.clone();
+        let Some(transaction) = self.server_transactions.get(&key) else {
+            return;
+        };
+
+        let response = build_response(ResponseParts {
+            request: &transaction.request,
+            status,
+            to_tag: Some(&tag),
+            copy_record_route: false,
+            extra_headers,
+            body: &[],
+            server: &self.config.user_agent,
+        });
+        let destination = transaction.destination;
+        let request = transaction.request.clone();
+        self.start_completed_invite(now, key, Some(call), destination, &request, response);
+    }
+
+    pub(super) fn start_completed_invite(
+        &mut self,
+        now: Instant,
+        key: ServerKey,
+        call: Option<CallHandle>,
+        destination: SocketAddr,
+        request: &RawMessage,
+        response: Vec<u8>,
+    ) {
+        self.send(destination, response.clone());
+        let mut timers = TimerTable::default();
+        timers.set(Timer::G, now + T1);
+        timers.set(Timer::H, now + TIMEOUT_64_T1);
+        self.server_transactions.insert(
+            key,
+            ServerTransaction {
+                kind: ServerKind::Invite {
+                    state: InviteServerState::Completed,
+                    call,
+                    retransmit_interval: T1,
+                },
+                destination,
+                request: request.clone(),
+                last_response: Some(response),
+                timers,
+            },
+        );
+    }
+}
+
+/// Returns where responses to `request` go (RFC 3261 §18.2.2, RFC 3581): the
+/// source IP, and the source port with rport, else the Via port or 5060.
+fn reply_destination(source: SocketAddr, via: &ViaHop) -> SocketAddr {
+    let port = if via.rport {
+        source.port()
+    } else {
+        via.port.unwrap_or(DEFAULT_SIP_PORT)
+    };
+    SocketAddr::new(source.ip(), port)
+}
+
+/// Returns 415 or 406 when an INVITE's body or Accept rules out SDP (RFC 3261 §21.4.7, §21.4.13).
+fn media_rejection(request: &IncomingRequest) -> Option<u16> {
+    if !request.body.is_empty() {
+        // NOTE: a multipart/mixed body is accepted, but its SDP part is not
+        // extracted, so such a call arrives with `sdp_offer` None.
+        let supported = matches!(
+            request.content_type().as_deref(),
+            Some("application/sdp") | Some("multipart/mixed")
+        );
+        if !supported {
+            return Some(415);
+        }
+    }
+
+    let accept = request.header_values("Accept");
+    if accept.is_empty() {
+        return None;
+    }
+    let accepts_sdp = accept.iter().any(|value| {
+        let media_type = value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        matches!(
+            media_type.as_str(),
+            "application/sdp" | "application/*" | "*/*"
+        )
+    });
+    (!accepts_sdp).then_some(406)
+}
+
+/// Returns the status code of a message/sipfrag body's status line (RFC 3420), e.g. `SIP/2.0 180 Ringing`.
+fn sipfrag_status(body: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(body).ok()?;
+    let line = text.lines().next()?;
+    let mut parts = line.split_whitespace();
+    if parts.next()? != "SIP/2.0" {
+        return None;
+    }
+    let code = parts.next()?;
+    let status: u16 = code.parse().ok()?;
+    (code.len() == 3 && (100..=699).contains(&status)).then_some(status)
+}
