@@ -79,7 +79,10 @@ async fn wrong_contract_three_times_unverified() {
     let claims = introspect(&service, &token).await;
     assert_eq!(claims["active"], true, "{claims}");
     assert_eq!(claims["acr"], "unverified", "{claims}");
-    assert!(claims.get("sub").is_none(), "no subject when unverified: {claims}");
+    assert!(
+        claims.get("sub").is_none(),
+        "no subject when unverified: {claims}"
+    );
     assert_eq!(claims["amr"], serde_json::json!([]), "{claims}");
 }
 
@@ -111,12 +114,21 @@ async fn log_holds_no_digits_or_token() {
     assert_eq!(claims["acr"], "basic", "{claims}");
 
     let log = service.log();
-    assert!(log.contains("call state changed"), "state changes are logged:\n{log}");
-    assert!(!log.contains("87654321"), "contract number in the log:\n{log}");
+    assert!(
+        log.contains("call state changed"),
+        "state changes are logged:\n{log}"
+    );
+    assert!(
+        !log.contains("87654321"),
+        "contract number in the log:\n{log}"
+    );
     assert!(!log.contains(&token), "token in the log");
     let signature = token.rsplit('.').next().unwrap_or_default();
     assert!(!log.contains(signature), "token signature in the log");
-    assert!(!log.contains("612345601"), "unmasked phone number in the log:\n{log}");
+    assert!(
+        !log.contains("612345601"),
+        "unmasked phone number in the log:\n{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -326,7 +326,8 @@ impl CallFlow {
         self.state = State::Welcome;
         self.actions.push_back(Action::Play(PromptId::Welcome));
         self.actions.push_back(Action::Play(PromptId::WhyWeAsk));
-        self.actions.push_back(Action::Play(PromptId::WhatWeNeverAsk));
+        self.actions
+            .push_back(Action::Play(PromptId::WhatWeNeverAsk));
         self.actions
             .push_back(Action::Play(PromptId::EnterContractNumber));
     }
@@ -501,7 +502,8 @@ impl CallFlow {
         }
 
         self.state = State::Apologising;
-        self.actions.push_back(Action::Play(PromptId::TransferFailed));
+        self.actions
+            .push_back(Action::Play(PromptId::TransferFailed));
         self.actions.push_back(Action::Play(PromptId::Goodbye));
     }
 

@@ -353,10 +353,7 @@ fn store_unavailable_fails_closed() {
     type_digits(&mut flow, "12345678#", now);
     drain(&mut flow);
 
-    flow.handle_input(
-        Input::ContractChecked(ContractCheck::StoreUnavailable),
-        now,
-    );
+    flow.handle_input(Input::ContractChecked(ContractCheck::StoreUnavailable), now);
     assert!(drain(&mut flow).contains(&Action::Play(PromptId::CouldNotVerify)));
     flow.handle_input(Input::PromptsFinished, now);
 

@@ -17,7 +17,9 @@ use crate::sip::sdp::Negotiated;
 use crate::sip::{escape_uri_header_value, CallHandle};
 use crate::verify::caller_id::CallerNumber;
 use crate::verify::keyed_hash::HashPurpose;
-use crate::verify::token::{handle_for_jti, random_jti, Claims, TokenError, ACR_BASIC, ACR_UNVERIFIED};
+use crate::verify::token::{
+    handle_for_jti, random_jti, Claims, TokenError, ACR_BASIC, ACR_UNVERIFIED,
+};
 
 use super::ports::RtpSocket;
 use super::Services;
@@ -242,7 +244,12 @@ pub async fn run(setup: CallSetup) {
 
 fn log_state(call_id: &str, logged: &mut State, current: State) {
     if *logged != current {
-        tracing::info!(call_id, from = logged.name(), to = current.name(), "call state changed");
+        tracing::info!(
+            call_id,
+            from = logged.name(),
+            to = current.name(),
+            "call state changed"
+        );
         *logged = current;
     }
 }
@@ -270,8 +277,7 @@ async fn check_contract(
                     .store
                     .customers_by_phone(&phone)
                     .await?
-                    .iter()
-                    .any(|id| *id == customer.customer_id)
+                    .contains(&customer.customer_id)
             }
             CallerNumber::Withheld | CallerNumber::Unavailable => false,
         };
@@ -290,7 +296,10 @@ async fn check_contract(
             ContractCheck::StoreUnavailable
         }
         Err(_) => {
-            tracing::error!(timeout_ms = LOOKUP_TIMEOUT.as_millis() as u64, "contract lookup timed out; failing closed");
+            tracing::error!(
+                timeout_ms = LOOKUP_TIMEOUT.as_millis() as u64,
+                "contract lookup timed out; failing closed"
+            );
             ContractCheck::StoreUnavailable
         }
     }
@@ -360,7 +369,11 @@ async fn transfer_command(
     );
 
     let transfer = &services.config.transfer;
-    let separator = if transfer.agent_queue_uri.contains('?') { '&' } else { '?' };
+    let separator = if transfer.agent_queue_uri.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
     let refer_to = format!(
         "{}{}X-Verification-Token={}&User-to-User={}{}",
         transfer.agent_queue_uri,

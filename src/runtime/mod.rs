@@ -152,7 +152,12 @@ pub fn check(path: &Path, overrides: &Overrides) -> Vec<Problem> {
         }
     }
 
-    problems.extend(PromptLibrary::problems(&config.prompts.dir));
+    let prompts_dir = &config.prompts.dir;
+    problems.extend(
+        PromptLibrary::problems(prompts_dir)
+            .into_iter()
+            .map(|error| Problem::new(prompts_dir, None, Some("prompts.dir"), error.to_string())),
+    );
     problems
 }
 
@@ -293,15 +298,16 @@ async fn wait_for_signal() {
 
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the service");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the service");
+                let _ = interrupt.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

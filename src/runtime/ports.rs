@@ -60,8 +60,8 @@ impl RtpPorts {
                 break;
             };
 
-            let bound = std::net::UdpSocket::bind(SocketAddr::new(self.address, port))
-                .and_then(|socket| {
+            let bound =
+                std::net::UdpSocket::bind(SocketAddr::new(self.address, port)).and_then(|socket| {
                     socket.set_nonblocking(true)?;
                     UdpSocket::from_std(socket)
                 });
@@ -89,7 +89,9 @@ impl RtpPorts {
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<u16>> {
         // A panic while holding this lock cannot leave the queue invalid,
         // so a poisoned lock is still safe to use.
-        self.free.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.free
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -102,7 +104,10 @@ impl RtpSocket {
 
 impl Drop for RtpSocket {
     fn drop(&mut self) {
-        let mut free = self.free.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut free = self
+            .free
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         free.push_back(self.port);
     }
 }

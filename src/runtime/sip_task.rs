@@ -193,14 +193,24 @@ impl SipTask {
         let call = incoming.call;
 
         if self.draining {
-            self.reject(call, &incoming.call_id, STATUS_SERVICE_UNAVAILABLE, "draining");
+            self.reject(
+                call,
+                &incoming.call_id,
+                STATUS_SERVICE_UNAVAILABLE,
+                "draining",
+            );
             return;
         }
 
         // NOTE: an INVITE without an offer (late offer) is refused for now;
         // answering it needs an offer in the 200 and the answer in the ACK.
         let Some(offer) = incoming.sdp_offer.as_deref() else {
-            self.reject(call, &incoming.call_id, STATUS_NOT_ACCEPTABLE_HERE, "no SDP offer");
+            self.reject(
+                call,
+                &incoming.call_id,
+                STATUS_NOT_ACCEPTABLE_HERE,
+                "no SDP offer",
+            );
             return;
         };
 
@@ -208,7 +218,12 @@ impl SipTask {
             Ok(rtp) => rtp,
             Err(error) => {
                 tracing::warn!(call_id = %incoming.call_id, %error, "no RTP port for the call");
-                self.reject(call, &incoming.call_id, STATUS_SERVICE_UNAVAILABLE, "no RTP port");
+                self.reject(
+                    call,
+                    &incoming.call_id,
+                    STATUS_SERVICE_UNAVAILABLE,
+                    "no RTP port",
+                );
                 return;
             }
         };
@@ -218,7 +233,12 @@ impl SipTask {
             Ok(negotiated) => negotiated,
             Err(error) => {
                 tracing::info!(call_id = %incoming.call_id, %error, "offer refused");
-                self.reject(call, &incoming.call_id, STATUS_NOT_ACCEPTABLE_HERE, "offer refused");
+                self.reject(
+                    call,
+                    &incoming.call_id,
+                    STATUS_NOT_ACCEPTABLE_HERE,
+                    "offer refused",
+                );
                 return;
             }
         };
@@ -240,9 +260,9 @@ impl SipTask {
             "incoming call"
         );
 
-        if let Err(error) = self
-            .endpoint
-            .accept_call(now, call, negotiated.answer.clone().into_bytes())
+        if let Err(error) =
+            self.endpoint
+                .accept_call(now, call, negotiated.answer.clone().into_bytes())
         {
             tracing::warn!(call_id = %incoming.call_id, %error, "answering the call failed");
             return;

@@ -241,8 +241,7 @@ pub fn call_with_sipp(service: &Service, caller: &str, keypad: Keypad<'_>) -> Si
         Keypad::ShippedCaptures => template,
         Keypad::Generated(digits) => {
             let pcap = work.path().join("digits.pcap");
-            dtmf_pcap::write_rfc4733_pcap(&pcap, digits, 101)
-                .expect("write the digits capture");
+            dtmf_pcap::write_rfc4733_pcap(&pcap, digits, 101).expect("write the digits capture");
             replace_digits_block(&template, &pcap, digits)
         }
     };
@@ -310,11 +309,15 @@ pub fn refer_to(messages: &str) -> Option<String> {
 /// Returns the value of an embedded header in a Refer-To URI, with its
 /// %-escapes decoded.
 pub fn embedded_header(refer_to: &str, name: &str) -> Option<String> {
-    let uri = refer_to.trim().trim_start_matches('<').trim_end_matches('>');
+    let uri = refer_to
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
     let (_, headers) = uri.split_once('?')?;
     headers.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=')?;
-        key.eq_ignore_ascii_case(name).then(|| percent_decode(value))
+        key.eq_ignore_ascii_case(name)
+            .then(|| percent_decode(value))
     })
 }
 
