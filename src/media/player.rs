@@ -154,7 +154,7 @@ mod tests {
     fn prompt(level: i16, frames: usize) -> Arc<Prompt> {
         let samples = vec![level; frames * SAMPLES_PER_FRAME];
         Arc::new(Prompt::from_samples(
-            PromptId::Welcome,
+            PromptId::Welcome.file_stem(),
             Language::Nl,
             &samples,
         ))

@@ -5,6 +5,7 @@
 //! `prompts/generate` turns it into the WAV files. The service itself only
 //! reads the WAV files, so it needs no speech engine.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -46,11 +47,35 @@ pub enum PromptId {
     TransferFailed,
     /// Farewell before the service hangs up.
     Goodbye,
+    /// Question before the menu of request types.
+    ChooseRequestType,
+    /// The key pressed in the menu is not one of the options.
+    InvalidChoice,
+    /// Why one more check follows: this request needs a higher level.
+    ExtraCheckNeeded,
+    /// Request to type the date of birth as DDMMYYYY.
+    EnterDateOfBirth,
+    /// Request to type the postcode digits and house number.
+    EnterPostcode,
+    /// Why a code is sent by SMS: the request has financial effect.
+    WhySmsCode,
+    /// The code was sent to the mobile number ending in (digits follow).
+    OtpSentTo,
+    /// Request to type the six-digit code; star sends a new one.
+    EnterOtp,
+    /// No code could be sent (limit reached or gateway failure).
+    OtpNotSent,
+    /// The entry has the wrong format or check digit; it cost no attempt.
+    EntryInvalid,
+    /// Too many failed attempts across calls: verification is paused, with alternatives.
+    VerificationPaused,
+    /// The store cannot be reached, so nothing can be checked now.
+    SystemUnavailable,
 }
 
 impl PromptId {
     /// Number of prompts.
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 22;
 
     /// Every prompt, in the order of the declaration.
     pub const ALL: [PromptId; PromptId::COUNT] = [
@@ -64,6 +89,18 @@ impl PromptId {
         PromptId::CouldNotVerify,
         PromptId::TransferFailed,
         PromptId::Goodbye,
+        PromptId::ChooseRequestType,
+        PromptId::InvalidChoice,
+        PromptId::ExtraCheckNeeded,
+        PromptId::EnterDateOfBirth,
+        PromptId::EnterPostcode,
+        PromptId::WhySmsCode,
+        PromptId::OtpSentTo,
+        PromptId::EnterOtp,
+        PromptId::OtpNotSent,
+        PromptId::EntryInvalid,
+        PromptId::VerificationPaused,
+        PromptId::SystemUnavailable,
     ];
 
     /// Returns the snake_case name used as the catalog key and WAV file stem.
@@ -79,6 +116,18 @@ impl PromptId {
             PromptId::CouldNotVerify => "could_not_verify",
             PromptId::TransferFailed => "transfer_failed",
             PromptId::Goodbye => "goodbye",
+            PromptId::ChooseRequestType => "choose_request_type",
+            PromptId::InvalidChoice => "invalid_choice",
+            PromptId::ExtraCheckNeeded => "extra_check_needed",
+            PromptId::EnterDateOfBirth => "enter_date_of_birth",
+            PromptId::EnterPostcode => "enter_postcode",
+            PromptId::WhySmsCode => "why_sms_code",
+            PromptId::OtpSentTo => "otp_sent_to",
+            PromptId::EnterOtp => "enter_otp",
+            PromptId::OtpNotSent => "otp_not_sent",
+            PromptId::EntryInvalid => "entry_invalid",
+            PromptId::VerificationPaused => "verification_paused",
+            PromptId::SystemUnavailable => "system_unavailable",
         }
     }
 
@@ -218,8 +267,9 @@ pub enum PromptError {
 /// One prompt decoded into 20 ms frames for both G.711 codecs.
 #[derive(Debug)]
 pub struct Prompt {
-    /// Id of this prompt, for logs and for the call flow's bookkeeping.
-    id: PromptId,
+    /// File stem of this prompt (a [`PromptId::file_stem`] or a named
+    /// prompt such as `digit_7`), for logs.
+    name: Arc<str>,
     /// Language of the recording.
     language: Language,
     /// A-law frames; the last frame is padded with A-law silence.
@@ -230,18 +280,18 @@ pub struct Prompt {
 
 impl Prompt {
     /// Encodes 8 kHz 16-bit samples into frames for both codecs.
-    pub fn from_samples(id: PromptId, language: Language, samples: &[i16]) -> Prompt {
+    pub fn from_samples(name: &str, language: Language, samples: &[i16]) -> Prompt {
         Prompt {
-            id,
+            name: Arc::from(name),
             language,
             pcma: encode_frames(Codec::Pcma, samples),
             pcmu: encode_frames(Codec::Pcmu, samples),
         }
     }
 
-    /// Returns the prompt's id.
-    pub fn id(&self) -> PromptId {
-        self.id
+    /// Returns the prompt's file stem.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Returns the prompt's language.
@@ -284,6 +334,11 @@ pub struct PromptLibrary {
     /// Prompts indexed by language, then by prompt id. Both indices come
     /// from the enums, so every lookup is in range.
     prompts: [[Arc<Prompt>; PromptId::COUNT]; 2],
+
+    /// Every other WAV file of each language folder, by file stem: menu
+    /// options named after request types (`request_type_<name>`), `press_<n>`,
+    /// `digit_<n>` and other prompts that configuration refers to by name.
+    named: [HashMap<String, Arc<Prompt>>; 2],
 }
 
 impl PromptLibrary {
@@ -307,6 +362,20 @@ impl PromptLibrary {
         &self.prompts[language.index()][id.index()]
     }
 
+    /// Returns the named prompt `<dir>/<language>/<name>.wav`, if it was
+    /// there at start-up.
+    pub fn get_named(&self, language: Language, name: &str) -> Option<&Arc<Prompt>> {
+        self.named[language.index()].get(name)
+    }
+
+    /// Returns whether every language has the named prompt. `check-config`
+    /// uses it for prompts that configuration refers to.
+    pub fn has_named(dir: &Path, name: &str) -> bool {
+        Language::ALL
+            .iter()
+            .all(|language| dir.join(language.code()).join(format!("{name}.wav")).is_file())
+    }
+
     /// Loads every file, collecting the problems instead of stopping at the
     /// first one. The error list is never empty.
     fn load_all(dir: &Path) -> Result<PromptLibrary, Vec<PromptError>> {
@@ -319,7 +388,11 @@ impl PromptLibrary {
                 let path = prompt_path(dir, language, id);
                 match read_samples(&path) {
                     Ok(samples) => {
-                        prompts.push(Arc::new(Prompt::from_samples(id, language, &samples)))
+                        prompts.push(Arc::new(Prompt::from_samples(
+                        id.file_stem(),
+                        language,
+                        &samples,
+                    )))
                     }
                     Err(problem) => problems.push(problem),
                 }
@@ -331,15 +404,59 @@ impl PromptLibrary {
             return Err(problems);
         }
 
+        let named = [
+            load_named(dir, Language::Nl, &mut problems),
+            load_named(dir, Language::En, &mut problems),
+        ];
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+
         let mut by_language = loaded
             .into_iter()
             .map(<[Arc<Prompt>; PromptId::COUNT]>::try_from);
         match (by_language.next(), by_language.next()) {
-            (Some(Ok(nl)), Some(Ok(en))) => Ok(PromptLibrary { prompts: [nl, en] }),
+            (Some(Ok(nl)), Some(Ok(en))) => Ok(PromptLibrary {
+                prompts: [nl, en],
+                named,
+            }),
             // Every file loaded, so each language has all COUNT prompts.
             _ => unreachable!("a language lacks prompts although none failed"),
         }
     }
+}
+
+/// Loads every WAV file of one language folder that is not a fixed
+/// prompt, keyed by file stem.
+fn load_named(
+    dir: &Path,
+    language: Language,
+    problems: &mut Vec<PromptError>,
+) -> HashMap<String, Arc<Prompt>> {
+    let mut named = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(dir.join(language.code())) else {
+        return named;
+    };
+
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_wav = path.extension().is_some_and(|extension| extension == "wav");
+        let Some(stem) = path.file_stem().and_then(|stem| stem.to_str()) else {
+            continue;
+        };
+        if !is_wav || PromptId::ALL.iter().any(|id| id.file_stem() == stem) {
+            continue;
+        }
+
+        match read_samples(&path) {
+            Ok(samples) => {
+                let prompt = Prompt::from_samples(stem, language, &samples);
+                named.insert(stem.to_owned(), Arc::new(prompt));
+            }
+            Err(problem) => problems.push(problem),
+        }
+    }
+    named
 }
 
 /// Returns the location of one prompt's WAV file.
@@ -453,7 +570,7 @@ mod tests {
         for language in Language::ALL {
             for id in PromptId::ALL {
                 let prompt = library.get(language, id);
-                assert_eq!(prompt.id(), id);
+                assert_eq!(prompt.name(), id.file_stem());
                 assert_eq!(prompt.language(), language);
                 assert!(
                     prompt.duration() > Duration::from_millis(500),
@@ -509,7 +626,7 @@ mod tests {
     #[test]
     fn frames_are_padded_with_silence() {
         let samples = [1000i16; 170];
-        let prompt = Prompt::from_samples(PromptId::Welcome, Language::Nl, &samples);
+        let prompt = Prompt::from_samples("welcome", Language::Nl, &samples);
         for codec in Codec::ALL {
             let frames = prompt.frames(codec);
             assert_eq!(frames.len(), 2, "{codec:?}: 170 samples make two frames");
