@@ -606,7 +606,13 @@ mod tests {
         let text = std::fs::read_to_string(shipped_prompts_dir().join("catalog.toml"))
             .expect("catalog.toml is readable");
         let catalog: toml::Table = toml::from_str(&text).expect("catalog.toml is valid TOML");
-        assert_eq!(catalog.len(), PromptId::COUNT, "one entry per prompt id");
+        for (name, entry) in &catalog {
+            assert!(entry.is_table(), "[{name}] is a table");
+            assert!(
+                PromptLibrary::has_named(&shipped_prompts_dir(), name),
+                "catalog entry [{name}] has a WAV file in every language; run prompts/generate"
+            );
+        }
         for id in PromptId::ALL {
             let entry = catalog
                 .get(id.file_stem())
