@@ -115,12 +115,13 @@ impl SmsGateway for BirdGateway {
         }
 
         let json = response.json(NAME)?;
-        let id = json.get("id").and_then(|id| id.as_str()).ok_or_else(|| {
-            SmsError::InvalidResponse {
-                gateway: NAME.to_owned(),
-                reason: "the message has no string \"id\"".to_owned(),
-            }
-        })?;
+        let id =
+            json.get("id")
+                .and_then(|id| id.as_str())
+                .ok_or_else(|| SmsError::InvalidResponse {
+                    gateway: NAME.to_owned(),
+                    reason: "the message has no string \"id\"".to_owned(),
+                })?;
         Ok(SentSms {
             gateway: NAME.to_owned(),
             provider_message_id: Some(id.to_owned()),

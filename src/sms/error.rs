@@ -56,7 +56,9 @@ pub enum SmsConfigError {
 pub enum SmsError {
     /// The recipient is not a `+` followed by 8 to 15 digits. No request was
     /// sent.
-    #[error("recipient {recipient} is not an E.164 number; normalise it to +<country><number> first")]
+    #[error(
+        "recipient {recipient} is not an E.164 number; normalise it to +<country><number> first"
+    )]
     InvalidRecipient {
         /// The recipient, masked.
         recipient: String,

@@ -290,7 +290,10 @@ fn collect_error_text(value: &serde_json::Value, parts: &mut Vec<String>, depth:
             }
             if let Some(code) = map.get("code").or_else(|| map.get("errorCode")) {
                 if depth == 0 && (code.is_number() || code.is_string()) {
-                    parts.push(format!("code {}", code.as_str().map_or(code.to_string(), str::to_owned)));
+                    parts.push(format!(
+                        "code {}",
+                        code.as_str().map_or(code.to_string(), str::to_owned)
+                    ));
                 }
             }
         }
@@ -394,10 +397,7 @@ mod tests {
     #[test]
     fn error_text_from_cm_body() {
         let body = br#"{"details": "Created 0 message(s)", "errorCode": 201, "messages": [{"to": "0031600000000", "status": "Rejected", "messageDetails": "Gsm is not a number."}]}"#;
-        assert_eq!(
-            extract_error_text(body),
-            "Created 0 message(s); code 201"
-        );
+        assert_eq!(extract_error_text(body), "Created 0 message(s); code 201");
     }
 
     #[test]
@@ -411,7 +411,10 @@ mod tests {
 
     #[test]
     fn error_text_from_plain_body() {
-        assert_eq!(extract_error_text(b" Service Unavailable \n"), "Service Unavailable");
+        assert_eq!(
+            extract_error_text(b" Service Unavailable \n"),
+            "Service Unavailable"
+        );
     }
 
     #[test]

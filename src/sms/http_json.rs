@@ -209,7 +209,12 @@ mod tests {
 
     #[test]
     fn fill_does_not_expand_placeholders_in_values() {
-        let body = fill_template(r#"{"from": "{{from}}", "text": "{{text}}"}"#, "", "{{text}}", "code");
+        let body = fill_template(
+            r#"{"from": "{{from}}", "text": "{{text}}"}"#,
+            "",
+            "{{text}}",
+            "code",
+        );
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(json["from"], "{{text}}");
         assert_eq!(json["text"], "code");
@@ -218,13 +223,19 @@ mod tests {
     #[test]
     fn template_without_text_rejected() {
         let error = check_template(r#"{"to": "{{to}}"}"#);
-        assert!(matches!(error, Err(SmsConfigError::InvalidBodyTemplate { .. })));
+        assert!(matches!(
+            error,
+            Err(SmsConfigError::InvalidBodyTemplate { .. })
+        ));
     }
 
     #[test]
     fn template_with_bare_placeholder_rejected() {
         let error = check_template(r#"{"to": {{to}}, "text": "{{text}}"}"#);
-        assert!(matches!(error, Err(SmsConfigError::InvalidBodyTemplate { .. })));
+        assert!(matches!(
+            error,
+            Err(SmsConfigError::InvalidBodyTemplate { .. })
+        ));
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub use cm::CmComGateway;
 pub use config::{GatewayConfig, SmsConfig};
 pub use console::ConsoleGateway;
 pub use error::{SmsConfigError, SmsError};
-pub use http::{build_http_client, sanitize_provider_text};
+pub use http::{build_http_client, sanitize_provider_text, HttpClient};
 pub use http_json::HttpJsonGateway;
 pub use sender::SmsSender;
 pub use spryng::SpryngGateway;
@@ -57,7 +57,10 @@ impl fmt::Debug for SmsMessage {
                 &crate::verify::caller_id::mask_number(&self.to_e164),
             )
             .field("from", &self.from)
-            .field("text", &format_args!("<{} characters>", self.text.chars().count()))
+            .field(
+                "text",
+                &format_args!("<{} characters>", self.text.chars().count()),
+            )
             .finish()
     }
 }
@@ -125,7 +128,13 @@ mod tests {
 
     #[test]
     fn recipient_check_rejects_malformed() {
-        for bad in ["31612345601", "+3161234", "+3161234560112345", "+31 6 1234 5601", ""] {
+        for bad in [
+            "31612345601",
+            "+3161234",
+            "+3161234560112345",
+            "+31 6 1234 5601",
+            "",
+        ] {
             assert!(
                 matches!(check_recipient(bad), Err(SmsError::InvalidRecipient { .. })),
                 "{bad:?} was accepted"

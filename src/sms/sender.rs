@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::http::build_http_client;
 use super::{
-    BirdGateway, CmComGateway, ConsoleGateway, GatewayConfig, HttpJsonGateway, SentSms,
-    SmsConfig, SmsConfigError, SmsError, SmsGateway, SmsMessage, SpryngGateway, TwilioGateway,
+    BirdGateway, CmComGateway, ConsoleGateway, GatewayConfig, HttpJsonGateway, SentSms, SmsConfig,
+    SmsConfigError, SmsError, SmsGateway, SmsMessage, SpryngGateway, TwilioGateway,
 };
 use crate::verify::otp::last_two_digits;
 
@@ -95,7 +95,12 @@ impl SmsSender {
             );
         }
 
-        SmsSender::new(gateways, config.retries, config.backoff, config.sender.clone())
+        SmsSender::new(
+            gateways,
+            config.retries,
+            config.backoff,
+            config.sender.clone(),
+        )
     }
 
     /// Creates a sender over already built gateways, for a gateway that the

@@ -38,7 +38,11 @@ pub struct SpryngGateway {
 
 impl SpryngGateway {
     /// Creates the gateway with the REST API key from Spryng's portal.
-    pub fn new(url: &str, api_key: &str, http: HttpClient) -> Result<SpryngGateway, SmsConfigError> {
+    pub fn new(
+        url: &str,
+        api_key: &str,
+        http: HttpClient,
+    ) -> Result<SpryngGateway, SmsConfigError> {
         Ok(SpryngGateway {
             url: check_url(NAME, url)?,
             authorization: secret_header(NAME, "api_key", &format!("Bearer {api_key}"))?,
@@ -104,12 +108,13 @@ impl SmsGateway for SpryngGateway {
         }
 
         let json = response.json(NAME)?;
-        let id = json.get("id").and_then(|id| id.as_str()).ok_or_else(|| {
-            SmsError::InvalidResponse {
-                gateway: NAME.to_owned(),
-                reason: "the message object has no string \"id\"".to_owned(),
-            }
-        })?;
+        let id =
+            json.get("id")
+                .and_then(|id| id.as_str())
+                .ok_or_else(|| SmsError::InvalidResponse {
+                    gateway: NAME.to_owned(),
+                    reason: "the message object has no string \"id\"".to_owned(),
+                })?;
         Ok(SentSms {
             gateway: NAME.to_owned(),
             provider_message_id: Some(id.to_owned()),

@@ -108,12 +108,13 @@ impl SmsGateway for TwilioGateway {
         }
 
         let json = response.json(NAME)?;
-        let sid = json.get("sid").and_then(|sid| sid.as_str()).ok_or_else(|| {
-            SmsError::InvalidResponse {
+        let sid = json
+            .get("sid")
+            .and_then(|sid| sid.as_str())
+            .ok_or_else(|| SmsError::InvalidResponse {
                 gateway: NAME.to_owned(),
                 reason: "the message resource has no string \"sid\"".to_owned(),
-            }
-        })?;
+            })?;
         Ok(SentSms {
             gateway: NAME.to_owned(),
             provider_message_id: Some(sid.to_owned()),

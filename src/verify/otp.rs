@@ -103,7 +103,12 @@ fn code_from_samples(
 /// warns that we never ask for the code except in this call, against a
 /// fraudster who phones the customer and asks them to read it out.
 #[must_use]
-pub fn sms_text(language: Language, code: &OneTimeCode, purpose: &str, lifetime: Duration) -> String {
+pub fn sms_text(
+    language: Language,
+    code: &OneTimeCode,
+    purpose: &str,
+    lifetime: Duration,
+) -> String {
     let minutes = lifetime.as_secs().div_ceil(60).max(1);
     let code = code.as_str();
 
@@ -171,7 +176,11 @@ mod tests {
         for _ in 0..100 {
             let code = generate_code().unwrap();
             assert_eq!(code.as_str().len(), CODE_DIGITS);
-            assert!(code.as_str().bytes().all(|b| b.is_ascii_digit()), "{}", code.as_str());
+            assert!(
+                code.as_str().bytes().all(|b| b.is_ascii_digit()),
+                "{}",
+                code.as_str()
+            );
         }
     }
 
@@ -291,7 +300,11 @@ mod tests {
                 Language::En => "your call with Customer Service",
             };
             let text = sms_text(language, &code("482913"), purpose, Duration::from_secs(300));
-            assert!(text.chars().count() <= 160, "{language}: {} characters", text.chars().count());
+            assert!(
+                text.chars().count() <= 160,
+                "{language}: {} characters",
+                text.chars().count()
+            );
         }
     }
 
@@ -318,7 +331,10 @@ mod tests {
             ("+31851234567", "085 VoIP"),
         ];
         for (number, what) in cases {
-            assert!(!is_mobile(number, country::Id::NL), "{what} {number} counted as mobile");
+            assert!(
+                !is_mobile(number, country::Id::NL),
+                "{what} {number} counted as mobile"
+            );
         }
     }
 
