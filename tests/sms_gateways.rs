@@ -1,6 +1,6 @@
-//! Each SMS gateway against a loopback server that answers as the provider
+//! Each SMS gateway against a loopback server that responds as the provider
 //! documents: the exact request (path, auth header, body shape, recipient,
-//! sender) and the mapping of each documented answer to a result.
+//! sender) and the mapping of each documented response to a result.
 
 #[path = "support/sms_server.rs"]
 mod sms_server;

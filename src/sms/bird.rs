@@ -3,7 +3,7 @@
 //! One POST to `/workspaces/{workspaceId}/channels/{channelId}/messages`
 //! with `Authorization: AccessKey <key>` and a body of
 //! `receiver.contacts[].identifierKey`/`identifierValue` and a text body.
-//! Bird answers 202 with the message, whose `id` identifies it, and 422
+//! Bird responds 202 with the message, whose `id` identifies it, and 422
 //! when the request does not pass validation. The channel fixes the sender,
 //! so [`SmsMessage::from`] is not sent.
 //! Source: Bird API documentation, Channels API reference, "Messaging"

@@ -2,8 +2,8 @@
 //!
 //! One POST to the `/v1.0/message` endpoint with the product token in the
 //! `X-CM-PRODUCTTOKEN` header, and a `messages.msg[]` body with `from`,
-//! `to[].number`, and `body.type`/`body.content`. CM.com answers 200 with
-//! `errorCode` 0 and a per-message `status` of `Accepted`; a request it
+//! `to[].number`, and `body.type`/`body.content`. CM.com responds 200 with
+//! `errorCode` 0 and a per-message `status` of `Accepted`. A request it
 //! rejects as a whole gets 400 with `errorCode` and `details`, such as 101
 //! for an unknown product token. The response carries no message id.
 //! Source: CM.com developer documentation, "Business Messaging Basics" and
@@ -52,7 +52,7 @@ impl CmComGateway {
         })
     }
 
-    /// Maps a 400 answer: `errorCode` 101 rejects the token, a message whose
+    /// Maps a 400 response: `errorCode` 101 rejects the token, a message whose
     /// `status` is `Rejected` rejects the recipient, anything else is an
     /// HTTP status error.
     fn error_for(&self, response: &GatewayResponse, message: &SmsMessage) -> SmsError {

@@ -18,7 +18,7 @@ pub enum SmsConfigError {
         gateway: &'static str,
         /// The rejected URL.
         url: String,
-        /// What is wrong with it.
+        /// Reason the URL was rejected.
         reason: String,
     },
 
@@ -30,7 +30,7 @@ pub enum SmsConfigError {
         gateway: &'static str,
         /// Config key of the value.
         key: &'static str,
-        /// What is wrong with it.
+        /// Reason the value was rejected.
         reason: String,
     },
 
@@ -38,7 +38,7 @@ pub enum SmsConfigError {
     /// are filled in, or lacks `{{to}}` or `{{text}}`.
     #[error("gateway http_json: body_template is invalid: {reason}")]
     InvalidBodyTemplate {
-        /// What is wrong with it.
+        /// Reason the template was rejected.
         reason: String,
     },
 
@@ -64,9 +64,9 @@ pub enum SmsError {
         recipient: String,
     },
 
-    /// The gateway did not answer within the configured timeout. The message
+    /// The gateway sent no response within the configured timeout. The message
     /// may still have been accepted.
-    #[error("gateway {gateway}: no response within {} ms", timeout.as_millis())]
+    #[error("gateway {gateway}: request timed out after {} ms; the message may still have been accepted", timeout.as_millis())]
     Timeout {
         /// Gateway name.
         gateway: String,
@@ -109,7 +109,7 @@ pub enum SmsError {
         provider_error: String,
     },
 
-    /// The gateway answered with another non-success status, such as 429,
+    /// The gateway responded with another non-success status, such as 429,
     /// 5xx, 400 or a redirect, which is not followed.
     #[error("gateway {gateway}: HTTP {status}: {provider_error}")]
     HttpStatus {
@@ -121,13 +121,13 @@ pub enum SmsError {
         provider_error: String,
     },
 
-    /// The gateway answered with a success status, but the body is not what
+    /// The gateway responded with a success status, but the body is not what
     /// its API documents, or is larger than the service reads.
     #[error("gateway {gateway}: invalid response: {reason}")]
     InvalidResponse {
         /// Gateway name.
         gateway: String,
-        /// What is wrong with the response.
+        /// Problem found in the response.
         reason: String,
     },
 

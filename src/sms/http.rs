@@ -8,9 +8,9 @@ use reqwest::{RequestBuilder, StatusCode, Url};
 
 use super::{SmsConfigError, SmsError};
 
-/// Maximum response body read from a gateway. A provider's answer to one
-/// message is a few hundred bytes (Twilio's message resource, the largest of
-/// the five, is about 1 KB), so a larger body is a misbehaving endpoint and
+/// Maximum response body read from a gateway. A provider's response to one
+/// message is small (an estimated 2 KB at most, Twilio's message resource
+/// being the largest), so a larger body comes from a misbehaving endpoint and
 /// is not buffered.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
@@ -87,7 +87,7 @@ impl HttpClient {
         Ok(GatewayResponse { status, body })
     }
 
-    /// Maps a client error to the variant that says which step failed.
+    /// Maps a client error to the variant that names the failed step.
     fn transport_error(&self, gateway: &str, error: reqwest::Error) -> SmsError {
         let gateway = gateway.to_owned();
         if error.is_timeout() {
@@ -109,7 +109,7 @@ impl HttpClient {
     }
 }
 
-/// A gateway's answer: the status and the (bounded) body.
+/// A gateway's response: the status and the (bounded) body.
 #[derive(Debug)]
 pub(crate) struct GatewayResponse {
     /// HTTP status code.
@@ -132,7 +132,7 @@ impl GatewayResponse {
         sanitize_provider_text(&extract_error_text(&self.body))
     }
 
-    /// Maps a non-success answer to the error for its status class: 401 and
+    /// Maps a non-success response to the error for its status class: 401 and
     /// 403 reject the credentials, everything else is an HTTP status error
     /// that [`SmsError::is_retryable`] classifies.
     pub(crate) fn default_error(&self, gateway: &str) -> SmsError {
@@ -301,11 +301,13 @@ fn collect_error_text(value: &serde_json::Value, parts: &mut Vec<String>, depth:
     }
 }
 
-/// Makes a provider's text safe to log: masks every run of
-/// [`MIN_MASKED_DIGITS`] or more digits (separators such as spaces, `-` and
-/// `.` between digits count as part of the run), because providers echo the
-/// recipient's number and some echo the message; replaces control characters
-/// with spaces; and keeps at most 300 characters.
+/// Makes a provider's text safe to log.
+///
+/// Every run of [`MIN_MASKED_DIGITS`] or more digits is masked, because
+/// providers echo the recipient's number and some echo the message. Spaces,
+/// `-`, `.` and `/` between digits count as part of a run. Control characters
+/// become spaces, so the text cannot forge log lines, and at most 300
+/// characters are kept.
 #[must_use]
 pub fn sanitize_provider_text(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();

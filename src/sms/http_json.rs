@@ -153,8 +153,8 @@ impl SmsGateway for HttpJsonGateway {
             return Err(response.default_error(NAME));
         }
 
-        // A generic API may answer with anything; take a top-level "id" when
-        // the body is JSON and has one.
+        // A generic API may respond with any body, so the id is taken only
+        // from a JSON body with a top-level "id".
         let provider_message_id = serde_json::from_slice::<serde_json::Value>(&response.body)
             .ok()
             .and_then(|json| match json.get("id") {

@@ -5,11 +5,11 @@
 //! transient errors (timeouts, connection failures, 5xx, 429) with
 //! exponential backoff, then fails over to the next gateway.
 //!
-//! The message text contains the code, so it never reaches a log: `Debug` of
-//! [`SmsMessage`] prints neither the text nor the full number, and provider
-//! error texts are cleaned of digit runs before they are stored in an error
-//! (see [`sanitize_provider_text`]). Only the console gateway prints a text,
-//! and only when the service runs in development mode.
+//! The message text contains the code, so it never reaches a log. `Debug` of
+//! [`SmsMessage`] prints neither the text nor the full number. Provider error
+//! texts are cleaned of digit runs before they are stored in an error (see
+//! [`sanitize_provider_text`]). Only the console gateway prints a text, and
+//! only when the service runs in development mode.
 
 pub mod config;
 

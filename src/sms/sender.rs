@@ -10,12 +10,13 @@ use super::{
 };
 use crate::verify::otp::last_two_digits;
 
-/// Longest wait between two attempts. The caller is on the line while the
+/// Maximum wait between two attempts. The caller is on the line while the
 /// code is sent, so doubling stops here however many retries are set.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Longest alphanumeric originator that GSM networks carry (the TP-OA field
-/// of 3GPP TS 23.040 holds 11 GSM 7-bit characters).
+/// Maximum length of an alphanumeric originator. Spryng's HTTP API
+/// documentation gives 11 characters for alphanumeric senders and 16 for
+/// numeric ones (with `+`).
 const MAX_ALPHANUMERIC_SENDER: usize = 11;
 
 /// Sends SMS through the configured gateways in order of preference.
@@ -23,7 +24,7 @@ const MAX_ALPHANUMERIC_SENDER: usize = 11;
 /// Each gateway gets one request plus up to `retries` more when the error is
 /// transient ([`SmsError::is_retryable`]), waiting `backoff`, then twice
 /// that, and so on up to [`MAX_BACKOFF`]. When a gateway gives up, the next
-/// one is tried, unless the error says no gateway can succeed
+/// one is tried, unless the error shows that no gateway can succeed
 /// ([`SmsError::allows_failover`]).
 pub struct SmsSender {
     /// Gateways in order of preference.

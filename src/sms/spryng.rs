@@ -2,9 +2,9 @@
 //!
 //! One POST to `/v1/messages` with `Authorization: Bearer <API key>` and a
 //! JSON body of `body`, `encoding`, `originator`, `recipients` (numbers
-//! without `+`) and `route`. Spryng answers 200 with the message object,
-//! whose `id` identifies it; 401 for an invalid key, 422 for missing or
-//! invalid parameters, 429 past the rate limit.
+//! without `+`) and `route`. Spryng responds 200 with the message object,
+//! whose `id` identifies it, 401 for an invalid key, 422 for missing or
+//! invalid parameters and 429 past the rate limit.
 //! Sources: the Spryng REST API documentation (docs.spryngsms.com) for the
 //! header and the status codes; Spryng's PHP client and other clients for
 //! the body fields.
@@ -68,7 +68,7 @@ impl SpryngGateway {
 /// Returns whether the validation errors of a 422 body name the recipients,
 /// as in `{"errors": {"recipients.0": ["..."]}}`.
 // NOTE: Spryng's documentation lists the 422 status but shows no error body;
-// the Laravel-style `errors` map is assumed from the API's other answers.
+// the Laravel-style `errors` map is an assumption.
 // Any other 422 is reported as an HTTP status error, which is not retried.
 fn names_recipients(response: &GatewayResponse) -> bool {
     let Ok(json) = response.json(NAME) else {

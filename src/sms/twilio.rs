@@ -2,8 +2,8 @@
 //!
 //! One POST to `/2010-04-01/Accounts/{AccountSid}/Messages.json`, form
 //! encoded (`To`, `From`, `Body`), with HTTP Basic authentication of account
-//! SID and auth token. Twilio answers 201 with the message resource, whose
-//! `sid` identifies it; errors carry `code`, `message`, `more_info` and
+//! SID and auth token. Twilio responds 201 with the message resource, whose
+//! `sid` identifies it. Errors carry `code`, `message`, `more_info` and
 //! `status`, such as 20003 with 401 for rejected credentials and 21211 with
 //! 400 for an invalid `To` number.
 //! Source: Twilio documentation, "Twilio API responses" and the error

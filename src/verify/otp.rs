@@ -22,7 +22,7 @@ const CODE_SPACE: u32 = 1_000_000;
 
 /// Largest multiple of [`CODE_SPACE`] that fits in a `u32` sample space
 /// (2^32 = 4 294 967 296). Samples at or above it are drawn again, so that
-/// `sample % CODE_SPACE` is uniform; without this, codes below 967 296 would
+/// `sample % CODE_SPACE` is uniform. Without this, codes below 967 296 would
 /// be slightly more likely than the rest.
 const ACCEPT_BELOW: u32 = (u32::MAX / CODE_SPACE) * CODE_SPACE;
 
@@ -153,7 +153,7 @@ pub fn last_two_digits(e164: &str) -> String {
 #[must_use]
 pub fn is_mobile(e164: &str, region: country::Id) -> bool {
     // to_e164 checks the characters and length before the phonenumber parser
-    // sees the input, because that parser has panicked on malformed strings.
+    // receives the input, because that parser has panicked on malformed strings.
     let Ok(normalised) = super::caller_id::to_e164(e164, region) else {
         return false;
     };
@@ -292,8 +292,8 @@ mod tests {
 
     #[test]
     fn text_fits_one_sms() {
-        // A GSM-7 SMS holds 160 characters; a longer text is split in parts
-        // that some phones show out of order.
+        // A single GSM-7 SMS carries 160 characters. A longer text is sent,
+        // and charged, as several concatenated parts.
         for language in Language::ALL {
             let purpose = match language {
                 Language::Nl => "uw gesprek met Klantenservice",

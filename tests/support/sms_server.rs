@@ -1,7 +1,7 @@
 //! A loopback HTTP server that plays an SMS provider in tests: it records
-//! every request (method, path, headers, body, arrival time) and answers
+//! every request (method, path, headers, body, arrival time) and responds
 //! with scripted replies, so a test can assert exactly what a gateway sent
-//! and how it handles each documented answer.
+//! and how it handles each documented response.
 
 #![allow(dead_code)]
 
@@ -106,7 +106,7 @@ fn percent_decode(value: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// One scripted answer.
+/// One scripted response.
 #[derive(Debug, Clone)]
 pub struct Reply {
     /// HTTP status code.
@@ -115,12 +115,12 @@ pub struct Reply {
     pub body: String,
     /// Content-Type of the body.
     pub content_type: &'static str,
-    /// Time the server waits before answering, to provoke a client timeout.
+    /// Time the server waits before responding, to provoke a client timeout.
     pub delay: Duration,
 }
 
 impl Reply {
-    /// A JSON answer.
+    /// Creates a JSON reply.
     pub fn json(status: u16, body: serde_json::Value) -> Reply {
         Reply {
             status,
@@ -130,7 +130,7 @@ impl Reply {
         }
     }
 
-    /// A plain-text answer.
+    /// Creates a plain-text reply.
     pub fn text(status: u16, body: &str) -> Reply {
         Reply {
             status,
@@ -140,7 +140,7 @@ impl Reply {
         }
     }
 
-    /// The same answer, sent after `delay`.
+    /// Returns the same reply, sent after `delay`.
     pub fn delayed(mut self, delay: Duration) -> Reply {
         self.delay = delay;
         self
