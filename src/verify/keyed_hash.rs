@@ -26,6 +26,8 @@ pub enum HashPurpose {
     PhoneNumber,
     /// A customer id, hashed into the pseudonymous `sub` claim of a token.
     CustomerReference,
+    /// A one-time code sent by SMS, six digits.
+    OneTimeCode,
 }
 
 impl HashPurpose {
@@ -36,6 +38,7 @@ impl HashPurpose {
             HashPurpose::ContractNumber => b"ivr-verify/contract-number/v1",
             HashPurpose::PhoneNumber => b"ivr-verify/phone-number/v1",
             HashPurpose::CustomerReference => b"ivr-verify/customer-reference/v1",
+            HashPurpose::OneTimeCode => b"ivr-verify/one-time-code/v1",
         }
     }
 }

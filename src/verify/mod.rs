@@ -4,6 +4,7 @@
 pub mod caller_id;
 pub mod customers;
 pub mod keyed_hash;
+pub mod otp;
 pub mod token;
 
 pub use caller_id::{
