@@ -42,6 +42,8 @@ fn claims(iat: u64, exp: u64) -> Claims {
         acr: ACR_BASIC.to_string(),
         amr: vec!["kba".to_string()],
         caller_id_match: false,
+        request_type: None,
+        policy_version: None,
     }
 }
 

@@ -3,42 +3,51 @@
 //! [`CallFlow`] is a sans-I/O state machine. The driver (the call task in
 //! `runtime`) feeds it [`Input`]s and the current time, then drains
 //! [`CallFlow::poll_action`] until it returns `None`, and wakes it again at
-//! [`CallFlow::poll_timeout`]. The flow never reads a clock, plays audio or
-//! looks anything up itself: it asks for those through [`Action`]s and learns
-//! the results through later inputs, so every branch is testable with made-up
-//! times.
+//! [`CallFlow::poll_timeout`]. The flow never reads a clock, plays audio,
+//! sends an SMS or looks anything up itself: it asks for those through
+//! [`Action`]s and learns the results through later inputs, so every branch
+//! is testable with made-up times.
 //!
 //! The default flow:
 //!
-//! 1. Welcome, why we ask, what we never ask, then the request for the
-//!    contract number. Digits typed during any prompt are kept (type-ahead)
-//!    and stop the prompt (barge-in).
-//! 2. Collect digits until `#`, the maximum length or the inter-digit
-//!    timeout. `*` clears what was typed so far.
-//! 3. Ask the driver to check the contract number. A match verifies the
-//!    caller at level `basic`; anything else costs one attempt.
-//! 4. After the last failed attempt, explain that verification did not
-//!    succeed and transfer the call marked `unverified`.
-//! 5. After the transfer is accepted, wait for its outcome; on failure,
-//!    apologise and hang up.
+//! 1. Welcome, why we ask, and what we never ask.
+//! 2. The menu of request types of the service line (skipped when it has
+//!    one entry). The request type decides the rule the caller must meet.
+//! 3. The contract number, then each further factor the rule needs (date of
+//!    birth, postcode, last IBAN digits, a one-time code by SMS), in the
+//!    order the policy gives. Digits typed during a prompt stop it and count
+//!    (barge-in, type-ahead); `*` clears an entry.
+//! 4. Each entry is checked by the driver: a typo caught by the format or
+//!    check digit costs no attempt; a wrong value does. A factor that fails
+//!    `max_attempts` times is given up, and the policy may offer another.
+//! 5. The call is transferred with what was reached: the highest level met,
+//!    or `unverified`. A lockout across calls or an unreachable store ends
+//!    verification at once, with an explanation.
+//! 6. After the transfer is accepted, the flow waits for its outcome; on
+//!    failure it apologises and hangs up.
 
-use std::collections::VecDeque;
+mod entry;
+
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::media::prompts::PromptId;
+use crate::verify::policy::{next_factor, Factor, FactorOutcomes, NextStep, Rule};
+
+pub use entry::EntrySpec;
 
 /// Settings of the flow that operators tune per deployment (`[flow]` in
 /// the config file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowConfig {
-    /// Failed entries allowed before the call goes to an agent unverified.
+    /// Failed entries of one factor allowed before it is given up.
     pub max_attempts: u32,
 
-    /// Entries shorter than this are rejected without a lookup.
+    /// Contract numbers shorter than this are rejected without a lookup.
     pub contract_min_digits: usize,
 
-    /// Collection ends by itself when the caller has typed this many digits.
+    /// Collection of a contract number ends by itself at this length.
     pub contract_max_digits: usize,
 
     /// How long to wait for the first digit after the request prompt ends.
@@ -60,68 +69,101 @@ impl Default for FlowConfig {
     }
 }
 
-/// Digits the caller typed as a contract number.
-///
-/// `Debug` and `Display` print only the length, so the digits cannot reach a
-/// log line by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ContractDigits(String);
+/// What one call may offer, from its service line and the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallPlan {
+    /// Request types of the menu with the rule each needs; key 1 selects the
+    /// first. With one entry the menu is skipped.
+    pub menu: Vec<(String, Rule)>,
 
-impl ContractDigits {
-    /// Returns the digits for hashing. Never log the result.
+    /// How many trailing IBAN digits are asked (`factors.iban_last_digits`).
+    pub iban_last_digits: usize,
+}
+
+/// Digits the caller typed for one factor.
+///
+/// `Debug` prints only the length, so the digits cannot reach a log line by
+/// accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EntryDigits(String);
+
+impl EntryDigits {
+    /// Returns the digits for normalising and hashing. Never log the result.
     pub fn expose(&self) -> &str {
         &self.0
     }
 }
 
-impl fmt::Debug for ContractDigits {
+impl fmt::Debug for EntryDigits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ContractDigits(<{} digits>)", self.0.len())
+        write!(f, "EntryDigits(<{} digits>)", self.0.len())
     }
 }
 
-/// Result of the contract lookup that the driver performed for
-/// [`Action::CheckContract`].
+/// Result of the check the driver performed for [`Action::CheckEntry`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ContractCheck {
-    /// The contract belongs to this customer.
-    Match {
-        /// The customer's id in the customers file.
+pub enum EntryCheck {
+    /// The contract number belongs to a customer.
+    ContractMatched {
+        /// The customer's id.
         customer_id: String,
         /// Whether the calling number is registered to the same customer.
         caller_id_match: bool,
+        /// Factors the customer has data for, so they can be asked.
+        available: Vec<Factor>,
     },
-    /// No customer has this contract number.
-    NoMatch,
-    /// The store could not answer. The flow fails closed: no level is
-    /// granted and the call goes to an agent unverified.
+    /// The value matches what is stored for the customer.
+    Passed,
+    /// The value is wrong; it costs one attempt.
+    Failed,
+    /// The format or check digit is wrong, so it was not compared and costs
+    /// no attempt.
+    InvalidFormat,
+    /// Too many failures across calls for this contract, customer or
+    /// calling number: verification is paused.
+    Locked,
+    /// The store could not answer. The flow fails closed.
     StoreUnavailable,
+}
+
+/// Result of [`Action::SendCode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeDelivery {
+    /// The code went out to the mobile number ending in these two digits.
+    Sent {
+        /// Last two digits of the registered mobile, read out to the caller.
+        last_two_digits: String,
+    },
+    /// No code was sent: the send limit was reached, the customer has no
+    /// mobile, or every gateway failed.
+    NotSent,
 }
 
 /// How the call leaves the flow towards an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verification {
-    /// The caller proved knowledge of a contract number (`acr` = `basic`).
-    Basic {
-        /// The customer the contract number belongs to.
-        customer_id: String,
-        /// A weak signal recorded alongside; never enough on its own.
-        caller_id_match: bool,
-    },
-    /// The caller could not be verified (`acr` = `unverified`).
-    Unverified {
-        /// Why, for the audit trail and the log.
-        reason: UnverifiedReason,
-    },
+pub struct Verification {
+    /// The request type chosen in the menu, if any.
+    pub request_type: Option<String>,
+    /// The customer whose contract number was entered, if any.
+    pub customer_id: Option<String>,
+    /// Whether the calling number is registered to that customer.
+    pub caller_id_match: bool,
+    /// Which factors passed and failed, with reasons, for the level, the
+    /// token's `amr` and the audit trail.
+    pub outcomes: FactorOutcomes,
+    /// Why verification stopped early, if it did.
+    pub stopped: Option<StopReason>,
 }
 
-/// Why a call leaves the flow unverified.
+/// Why verification ended before the rule could be met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnverifiedReason {
-    /// Every attempt failed.
-    AttemptsExhausted,
-    /// The store did not answer, so nothing could be checked.
+pub enum StopReason {
+    /// A lockout across calls is in force.
+    Locked,
+    /// The store did not answer.
     StoreUnavailable,
+    /// The caller made no valid menu choice.
+    NoRequestType,
 }
 
 /// Something that happened to the call, fed to [`CallFlow::handle_input`].
@@ -133,8 +175,10 @@ pub enum Input {
     Digit(char),
     /// Every prompt queued so far has been played to the end.
     PromptsFinished,
-    /// The answer to the last [`Action::CheckContract`].
-    ContractChecked(ContractCheck),
+    /// The answer to the last [`Action::CheckEntry`].
+    EntryChecked(EntryCheck),
+    /// The answer to the last [`Action::SendCode`].
+    CodeSent(CodeDelivery),
     /// The transfer target accepted the REFER (202).
     TransferAccepted,
     /// The transfer reached the agent queue (a 2xx sipfrag in a NOTIFY).
@@ -145,23 +189,41 @@ pub enum Input {
     CallerHungUp,
 }
 
+/// A prompt to play: one of the fixed ones, or one named by configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    /// A prompt every deployment has.
+    Fixed(PromptId),
+    /// A prompt file named by configuration or composed at run time, such
+    /// as `request_type_information`, `press_1` or `digit_7`.
+    Named(String),
+}
+
 /// Work the flow asks the driver to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub enum Action {
     /// Queue a prompt behind whatever is playing.
-    Play(PromptId),
+    Play(Prompt),
     /// Stop the current prompt and drop the queue (barge-in).
     StopPrompts,
-    /// Look the contract number up and feed [`Input::ContractChecked`].
-    CheckContract(ContractDigits),
+    /// Check an entry for a factor and feed [`Input::EntryChecked`].
+    CheckEntry {
+        /// Which factor the digits are for.
+        factor: Factor,
+        /// The digits as typed, without the terminating `#`.
+        digits: EntryDigits,
+    },
+    /// Send a one-time code to the customer's mobile and feed
+    /// [`Input::CodeSent`].
+    SendCode,
     /// Issue the token for this outcome and transfer the call by REFER.
     Transfer(Verification),
     /// End the call with BYE.
     HangUp,
 }
 
-/// The flow's timers. Each is armed at most once at a time.
+/// The flow's timers. At most one is armed at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlowTimer {
     /// Fires when the caller typed nothing after the request prompt ended.
@@ -171,19 +233,30 @@ pub enum FlowTimer {
     InterDigit,
 }
 
+/// What the caller is being asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A key from the menu of request types.
+    Menu,
+    /// The digits of one factor.
+    Factor(Factor),
+}
+
 /// Where the call is in the flow. The names appear in the per-call log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Not answered yet.
     Idle,
-    /// Playing the welcome and the explanations before the first request.
+    /// Playing the welcome and the explanations.
     Welcome,
-    /// Playing the request for the contract number (again).
-    Prompting,
-    /// The request has ended or the caller started typing; collecting digits.
-    Collecting,
-    /// Waiting for the driver's contract lookup.
-    Checking,
+    /// Playing the question for a step.
+    Prompting(Step),
+    /// The question has ended or the caller started typing.
+    Collecting(Step),
+    /// Waiting for the driver's check of an entry.
+    Checking(Factor),
+    /// Waiting for the driver to send a one-time code.
+    SendingCode,
     /// Playing the closing prompt before the transfer.
     Closing,
     /// The REFER is out; waiting for its outcome.
@@ -200,9 +273,12 @@ impl State {
         match self {
             State::Idle => "idle",
             State::Welcome => "welcome",
-            State::Prompting => "prompting",
-            State::Collecting => "collecting",
-            State::Checking => "checking",
+            State::Prompting(Step::Menu) => "menu",
+            State::Prompting(Step::Factor(_)) => "prompting",
+            State::Collecting(Step::Menu) => "menu-choice",
+            State::Collecting(Step::Factor(_)) => "collecting",
+            State::Checking(_) => "checking",
+            State::SendingCode => "sending-code",
             State::Closing => "closing",
             State::Transferring => "transferring",
             State::Apologising => "apologising",
@@ -211,25 +287,50 @@ impl State {
     }
 }
 
+/// Typos forgiven per factor before they count as failed attempts, so a
+/// caller cannot probe formats forever.
+const MAX_FREE_TYPOS: u32 = 3;
+
 /// The call flow of one call. See the module docs for the driver contract.
 #[derive(Debug)]
 pub struct CallFlow {
     /// Limits and timeouts, fixed for the call.
     config: FlowConfig,
 
+    /// Menu and rules of this call's service line.
+    plan: CallPlan,
+
     /// Current state; the driver logs its changes.
     state: State,
+
+    /// The chosen request type and its rule, once the menu is done.
+    request: Option<(String, Rule)>,
 
     /// Digits typed in the current entry, including type-ahead typed while
     /// a prompt was still playing.
     entry: String,
 
-    /// Keys pressed while a lookup was running, replayed as the start of the
-    /// next entry if the lookup fails.
+    /// Keys pressed while a check was running, replayed as the start of the
+    /// next entry if the check asks for another one.
     type_ahead: Vec<char>,
 
-    /// Failed entries so far.
-    failed_attempts: u32,
+    /// Failed entries per factor (and for the menu, under `None`).
+    attempts: HashMap<Option<Factor>, u32>,
+
+    /// Forgiven typos per factor.
+    typos: HashMap<Factor, u32>,
+
+    /// The customer found by the contract number.
+    customer_id: Option<String>,
+
+    /// Whether the calling number is registered to that customer.
+    caller_id_match: bool,
+
+    /// Factors the customer has data for; known after the contract number.
+    available: Vec<Factor>,
+
+    /// Passed and failed factors, with reasons.
+    outcomes: FactorOutcomes,
 
     /// The outcome decided in `Closing`, sent with the transfer once the
     /// closing prompt has played.
@@ -244,13 +345,20 @@ pub struct CallFlow {
 
 impl CallFlow {
     /// Creates the flow for a new call, in state [`State::Idle`].
-    pub fn new(config: FlowConfig) -> Self {
+    pub fn new(config: FlowConfig, plan: CallPlan) -> Self {
         Self {
             config,
+            plan,
             state: State::Idle,
+            request: None,
             entry: String::new(),
             type_ahead: Vec::new(),
-            failed_attempts: 0,
+            attempts: HashMap::new(),
+            typos: HashMap::new(),
+            customer_id: None,
+            caller_id_match: false,
+            available: Vec::new(),
+            outcomes: FactorOutcomes::default(),
             pending_transfer: None,
             timer: None,
             actions: VecDeque::new(),
@@ -262,9 +370,9 @@ impl CallFlow {
         self.state
     }
 
-    /// Returns how many entries have failed so far.
-    pub fn failed_attempts(&self) -> u32 {
-        self.failed_attempts
+    /// Returns how many entries of `factor` have failed so far.
+    pub fn failed_attempts(&self, factor: Factor) -> u32 {
+        self.attempts.get(&Some(factor)).copied().unwrap_or(0)
     }
 
     /// Feeds one input. Drain [`poll_action`](Self::poll_action) afterwards.
@@ -273,7 +381,8 @@ impl CallFlow {
             Input::Answered => self.on_answered(),
             Input::Digit(digit) => self.on_digit(digit, now),
             Input::PromptsFinished => self.on_prompts_finished(now),
-            Input::ContractChecked(check) => self.on_contract_checked(check, now),
+            Input::EntryChecked(check) => self.on_entry_checked(check, now),
+            Input::CodeSent(delivery) => self.on_code_sent(delivery),
             Input::TransferAccepted => {}
             Input::TransferSucceeded => self.on_transfer_succeeded(),
             Input::TransferFailed => self.on_transfer_failed(),
@@ -293,11 +402,12 @@ impl CallFlow {
         }
         self.timer = None;
 
+        let State::Collecting(step) = self.state else {
+            return;
+        };
         match timer {
-            FlowTimer::FirstDigit => {
-                self.fail_attempt(Some(PromptId::NoInput));
-            }
-            FlowTimer::InterDigit => self.submit_entry(),
+            FlowTimer::FirstDigit => self.fail_step(step, Some(PromptId::NoInput), "no input"),
+            FlowTimer::InterDigit => self.submit(step),
         }
     }
 
@@ -324,24 +434,76 @@ impl CallFlow {
         }
 
         self.state = State::Welcome;
-        self.actions.push_back(Action::Play(PromptId::Welcome));
-        self.actions.push_back(Action::Play(PromptId::WhyWeAsk));
-        self.actions
-            .push_back(Action::Play(PromptId::WhatWeNeverAsk));
-        self.actions
-            .push_back(Action::Play(PromptId::EnterContractNumber));
+        self.play(PromptId::Welcome);
+        self.play(PromptId::WhyWeAsk);
+        self.play(PromptId::WhatWeNeverAsk);
+
+        if self.plan.menu.len() == 1 {
+            self.request = self.plan.menu.first().cloned();
+            self.ask(Step::Factor(Factor::ContractNumber), None);
+        } else {
+            self.ask(Step::Menu, None);
+        }
+        // The welcome is still playing: stay in Welcome until it ends.
+        self.state = State::Welcome;
+    }
+
+    /// Queues the question for `step`, after `lead` when given (an
+    /// explanation of what went wrong or why more is asked), and moves to
+    /// `Prompting(step)`.
+    fn ask(&mut self, step: Step, lead: Option<PromptId>) {
+        self.state = State::Prompting(step);
+        self.entry.clear();
+        if let Some(lead) = lead {
+            self.play(lead);
+        }
+
+        match step {
+            Step::Menu => {
+                self.play(PromptId::ChooseRequestType);
+                for (index, (name, _)) in self.plan.menu.iter().enumerate() {
+                    let key = index + 1;
+                    self.actions
+                        .push_back(Action::Play(Prompt::Named(format!("request_type_{name}"))));
+                    self.actions
+                        .push_back(Action::Play(Prompt::Named(format!("press_{key}"))));
+                }
+            }
+            Step::Factor(factor) => {
+                match factor {
+                    Factor::ContractNumber => self.play(PromptId::EnterContractNumber),
+                    Factor::DateOfBirth => self.play(PromptId::EnterDateOfBirth),
+                    Factor::Postcode => self.play(PromptId::EnterPostcode),
+                    Factor::IbanLastDigits => {
+                        let count = self.plan.iban_last_digits;
+                        self.actions.push_back(Action::Play(Prompt::Named(format!(
+                            "enter_iban_last_digits_{count}"
+                        ))));
+                    }
+                    Factor::SmsOtp => self.play(PromptId::EnterOtp),
+                    // Known from the start of the call, never asked.
+                    Factor::CallerIdMatch => {}
+                }
+            }
+        }
     }
 
     fn on_digit(&mut self, digit: char, now: Instant) {
         match self.state {
-            State::Welcome | State::Prompting => {
+            State::Welcome => {
                 // Barge-in: the caller knows what to do, so stop talking.
                 self.actions.push_back(Action::StopPrompts);
-                self.state = State::Collecting;
-                self.take_digit(digit, now);
+                let step = self.first_step();
+                self.state = State::Collecting(step);
+                self.take_digit(step, digit, now);
             }
-            State::Collecting => self.take_digit(digit, now),
-            State::Checking => self.type_ahead.push(digit),
+            State::Prompting(step) => {
+                self.actions.push_back(Action::StopPrompts);
+                self.state = State::Collecting(step);
+                self.take_digit(step, digit, now);
+            }
+            State::Collecting(step) => self.take_digit(step, digit, now),
+            State::Checking(_) | State::SendingCode => self.type_ahead.push(digit),
             State::Idle
             | State::Closing
             | State::Transferring
@@ -350,37 +512,74 @@ impl CallFlow {
         }
     }
 
-    fn take_digit(&mut self, digit: char, now: Instant) {
+    /// Returns the step the welcome leads to.
+    fn first_step(&self) -> Step {
+        if self.plan.menu.len() == 1 {
+            Step::Factor(Factor::ContractNumber)
+        } else {
+            Step::Menu
+        }
+    }
+
+    fn take_digit(&mut self, step: Step, digit: char, now: Instant) {
+        let Step::Factor(factor) = step else {
+            self.timer = None;
+            self.choose_from_menu(digit);
+            return;
+        };
+        let spec = EntrySpec::for_factor(factor, &self.config, self.plan.iban_last_digits);
+
         match digit {
             '#' => {
                 self.timer = None;
-                self.submit_entry();
+                self.submit(step);
+            }
+            '*' if factor == Factor::SmsOtp && self.entry.is_empty() => {
+                self.timer = None;
+                self.request_code();
             }
             '*' => {
                 self.entry.clear();
                 self.arm(FlowTimer::InterDigit, now + self.config.inter_digit_timeout);
             }
-            '0'..='9' => {
+            _ => {
                 self.entry.push(digit);
-                if self.entry.len() >= self.config.contract_max_digits {
+                if spec.is_complete(&self.entry) {
                     self.timer = None;
-                    self.submit_entry();
+                    self.submit(step);
                 } else {
                     self.arm(FlowTimer::InterDigit, now + self.config.inter_digit_timeout);
                 }
             }
-            // A-D exist on some keypads but never in a contract number.
-            _ => {
-                self.entry.push(digit);
-                self.arm(FlowTimer::InterDigit, now + self.config.inter_digit_timeout);
+        }
+    }
+
+    fn choose_from_menu(&mut self, digit: char) {
+        let choice = digit
+            .to_digit(10)
+            .and_then(|key| usize::try_from(key).ok())
+            .and_then(|key| key.checked_sub(1))
+            .and_then(|index| self.plan.menu.get(index))
+            .cloned();
+
+        match choice {
+            Some(request) => {
+                self.request = Some(request);
+                self.ask(Step::Factor(Factor::ContractNumber), None);
             }
+            None => self.fail_step(Step::Menu, Some(PromptId::InvalidChoice), "invalid choice"),
         }
     }
 
     fn on_prompts_finished(&mut self, now: Instant) {
         match self.state {
-            State::Welcome | State::Prompting => {
-                self.state = State::Collecting;
+            State::Welcome => {
+                let step = self.first_step();
+                self.state = State::Collecting(step);
+                self.arm(FlowTimer::FirstDigit, now + self.config.first_digit_timeout);
+            }
+            State::Prompting(step) => {
+                self.state = State::Collecting(step);
                 self.arm(FlowTimer::FirstDigit, now + self.config.first_digit_timeout);
             }
             State::Closing => {
@@ -391,89 +590,189 @@ impl CallFlow {
             }
             State::Apologising => self.hang_up(),
             State::Idle
-            | State::Collecting
-            | State::Checking
+            | State::Collecting(_)
+            | State::Checking(_)
+            | State::SendingCode
             | State::Transferring
             | State::Ended => {}
         }
     }
 
-    fn submit_entry(&mut self) {
+    fn submit(&mut self, step: Step) {
+        let Step::Factor(factor) = step else {
+            return;
+        };
         let entry = std::mem::take(&mut self.entry);
 
-        let well_formed = entry.len() >= self.config.contract_min_digits
-            && entry.len() <= self.config.contract_max_digits
-            && entry.bytes().all(|b| b.is_ascii_digit());
-        if !well_formed {
-            self.fail_attempt(Some(PromptId::NotRecognised));
+        let spec = EntrySpec::for_factor(factor, &self.config, self.plan.iban_last_digits);
+        if !spec.accepts(&entry) {
+            self.on_typo(factor);
             return;
         }
 
-        self.state = State::Checking;
-        self.actions
-            .push_back(Action::CheckContract(ContractDigits(entry)));
+        self.state = State::Checking(factor);
+        self.actions.push_back(Action::CheckEntry {
+            factor,
+            digits: EntryDigits(entry),
+        });
     }
 
-    fn on_contract_checked(&mut self, check: ContractCheck, now: Instant) {
-        if self.state != State::Checking {
-            return;
-        }
+    /// Forgives a wrongly formed entry a few times, then counts it.
+    fn on_typo(&mut self, factor: Factor) {
+        let typos = self.typos.entry(factor).or_insert(0);
+        *typos += 1;
 
-        match check {
-            ContractCheck::Match {
-                customer_id,
-                caller_id_match,
-            } => {
-                self.entry.clear();
-                self.close(
-                    PromptId::ThankYouConnecting,
-                    Verification::Basic {
-                        customer_id,
-                        caller_id_match,
-                    },
-                );
-            }
-            ContractCheck::NoMatch => {
-                self.fail_attempt(Some(PromptId::NotRecognised));
-                self.replay_type_ahead(now);
-            }
-            ContractCheck::StoreUnavailable => {
-                self.entry.clear();
-                self.close(
-                    PromptId::CouldNotVerify,
-                    Verification::Unverified {
-                        reason: UnverifiedReason::StoreUnavailable,
-                    },
-                );
-            }
-        }
-    }
-
-    /// Counts a failed entry and either asks again or gives up.
-    fn fail_attempt(&mut self, explanation: Option<PromptId>) {
-        self.failed_attempts += 1;
-        self.timer = None;
-
-        if self.failed_attempts >= self.config.max_attempts {
-            self.entry.clear();
-            self.close(
-                PromptId::CouldNotVerify,
-                Verification::Unverified {
-                    reason: UnverifiedReason::AttemptsExhausted,
-                },
+        if *typos > MAX_FREE_TYPOS {
+            self.fail_step(
+                Step::Factor(factor),
+                Some(PromptId::NotRecognised),
+                "too many malformed entries",
             );
             return;
         }
 
-        self.state = State::Prompting;
-        if let Some(prompt) = explanation {
-            self.actions.push_back(Action::Play(prompt));
-        }
-        self.actions
-            .push_back(Action::Play(PromptId::EnterContractNumber));
+        self.ask(Step::Factor(factor), Some(PromptId::EntryInvalid));
     }
 
-    /// Feeds keys typed during the lookup into the new entry, as if typed
+    fn on_entry_checked(&mut self, check: EntryCheck, now: Instant) {
+        let State::Checking(factor) = self.state else {
+            return;
+        };
+
+        match check {
+            EntryCheck::ContractMatched {
+                customer_id,
+                caller_id_match,
+                available,
+            } => {
+                self.customer_id = Some(customer_id);
+                self.caller_id_match = caller_id_match;
+                self.available = available;
+                if caller_id_match {
+                    self.outcomes
+                        .record(Factor::CallerIdMatch, true, "calling number registered");
+                }
+                self.outcomes
+                    .record(Factor::ContractNumber, true, "contract number matched");
+                self.advance();
+            }
+            EntryCheck::Passed => {
+                self.outcomes.record(factor, true, "matched");
+                self.advance();
+            }
+            EntryCheck::Failed => {
+                let reason = if factor == Factor::ContractNumber {
+                    "no customer has this contract number"
+                } else {
+                    "did not match"
+                };
+                self.fail_step(Step::Factor(factor), Some(PromptId::NotRecognised), reason);
+                self.replay_type_ahead(now);
+            }
+            EntryCheck::InvalidFormat => {
+                self.on_typo(factor);
+                self.replay_type_ahead(now);
+            }
+            EntryCheck::Locked => {
+                self.outcomes.record(factor, false, "locked out");
+                self.stop(StopReason::Locked, PromptId::VerificationPaused);
+            }
+            EntryCheck::StoreUnavailable => {
+                self.outcomes.record(factor, false, "store unavailable");
+                self.stop(StopReason::StoreUnavailable, PromptId::SystemUnavailable);
+            }
+        }
+    }
+
+    /// Asks the policy what comes next and either asks it or closes.
+    fn advance(&mut self) {
+        self.type_ahead.clear();
+        let Some((_, rule)) = &self.request else {
+            self.close(PromptId::CouldNotVerify, Some(StopReason::NoRequestType));
+            return;
+        };
+
+        let available = self.available.clone();
+        let has_customer = self.customer_id.is_some();
+        let is_available = |factor: Factor| match factor {
+            Factor::ContractNumber => true,
+            Factor::CallerIdMatch => false,
+            other => has_customer && available.contains(&other),
+        };
+
+        match next_factor(rule, &self.outcomes, &is_available) {
+            NextStep::Ask(Factor::SmsOtp) => {
+                self.play(PromptId::WhySmsCode);
+                self.request_code();
+            }
+            NextStep::Ask(factor) => {
+                let lead = (factor != Factor::ContractNumber).then_some(PromptId::ExtraCheckNeeded);
+                self.ask(Step::Factor(factor), lead);
+            }
+            NextStep::Satisfied => self.close(PromptId::ThankYouConnecting, None),
+            NextStep::Unsatisfiable => self.close(PromptId::CouldNotVerify, None),
+        }
+    }
+
+    fn request_code(&mut self) {
+        self.state = State::SendingCode;
+        self.actions.push_back(Action::SendCode);
+    }
+
+    fn on_code_sent(&mut self, delivery: CodeDelivery) {
+        if self.state != State::SendingCode {
+            return;
+        }
+
+        match delivery {
+            CodeDelivery::Sent { last_two_digits } => {
+                self.state = State::Prompting(Step::Factor(Factor::SmsOtp));
+                self.play(PromptId::OtpSentTo);
+                for digit in last_two_digits.chars().filter(char::is_ascii_digit) {
+                    self.actions
+                        .push_back(Action::Play(Prompt::Named(format!("digit_{digit}"))));
+                }
+                self.play(PromptId::EnterOtp);
+            }
+            CodeDelivery::NotSent => {
+                self.play(PromptId::OtpNotSent);
+                self.outcomes
+                    .record(Factor::SmsOtp, false, "no code could be sent");
+                self.advance();
+            }
+        }
+    }
+
+    /// Counts a failed entry and either asks again, moves on, or gives up.
+    fn fail_step(&mut self, step: Step, explanation: Option<PromptId>, reason: &str) {
+        let key = match step {
+            Step::Menu => None,
+            Step::Factor(factor) => Some(factor),
+        };
+        let attempts = self.attempts.entry(key).or_insert(0);
+        *attempts += 1;
+        let exhausted = *attempts >= self.config.max_attempts;
+        self.timer = None;
+
+        if !exhausted {
+            self.ask(step, explanation);
+            return;
+        }
+
+        match step {
+            Step::Menu => self.close(PromptId::CouldNotVerify, Some(StopReason::NoRequestType)),
+            Step::Factor(factor) => {
+                self.outcomes.record(factor, false, reason);
+                if factor == Factor::ContractNumber {
+                    self.close(PromptId::CouldNotVerify, None);
+                } else {
+                    self.advance();
+                }
+            }
+        }
+    }
+
+    /// Feeds keys typed during the check into the new entry, as if typed
     /// now; the first one barges in on the prompt just queued.
     fn replay_type_ahead(&mut self, now: Instant) {
         for digit in std::mem::take(&mut self.type_ahead) {
@@ -481,13 +780,24 @@ impl CallFlow {
         }
     }
 
-    fn close(&mut self, prompt: PromptId, verification: Verification) {
+    fn stop(&mut self, reason: StopReason, prompt: PromptId) {
+        self.close(prompt, Some(reason));
+    }
+
+    fn close(&mut self, prompt: PromptId, stopped: Option<StopReason>) {
         self.type_ahead.clear();
+        self.entry.clear();
         self.state = State::Closing;
         self.timer = None;
-        self.pending_transfer = Some(verification);
+        self.pending_transfer = Some(Verification {
+            request_type: self.request.as_ref().map(|(name, _)| name.clone()),
+            customer_id: self.customer_id.clone(),
+            caller_id_match: self.caller_id_match,
+            outcomes: self.outcomes.clone(),
+            stopped,
+        });
         self.actions.push_back(Action::StopPrompts);
-        self.actions.push_back(Action::Play(prompt));
+        self.play(prompt);
     }
 
     fn on_transfer_succeeded(&mut self) {
@@ -502,9 +812,8 @@ impl CallFlow {
         }
 
         self.state = State::Apologising;
-        self.actions
-            .push_back(Action::Play(PromptId::TransferFailed));
-        self.actions.push_back(Action::Play(PromptId::Goodbye));
+        self.play(PromptId::TransferFailed);
+        self.play(PromptId::Goodbye);
     }
 
     fn hang_up(&mut self) {
@@ -519,6 +828,10 @@ impl CallFlow {
         self.entry.clear();
         self.type_ahead.clear();
         self.pending_transfer = None;
+    }
+
+    fn play(&mut self, prompt: PromptId) {
+        self.actions.push_back(Action::Play(Prompt::Fixed(prompt)));
     }
 
     fn arm(&mut self, timer: FlowTimer, deadline: Instant) {

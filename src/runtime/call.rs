@@ -2,24 +2,22 @@
 //! receiver and call flow.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use crate::flow::{
-    Action, CallFlow, ContractCheck, ContractDigits, Input, State, UnverifiedReason, Verification,
-};
+use crate::flow::{Action, CallFlow, CallPlan, CodeDelivery, EntryCheck, Input, Prompt, State};
+use crate::media::prompts::Language;
+use crate::store::CustomerRecord;
 use crate::media::dtmf::rfc4733::Rfc4733Receiver;
 use crate::media::player::{Player, PlayerOutput};
 use crate::media::rtp::{RtpPacket, RtpSender};
 use crate::sip::sdp::Negotiated;
-use crate::sip::{escape_uri_header_value, CallHandle};
+use crate::sip::CallHandle;
 use crate::verify::caller_id::CallerNumber;
-use crate::verify::keyed_hash::HashPurpose;
-use crate::verify::token::{
-    handle_for_jti, random_jti, Claims, TokenError, ACR_BASIC, ACR_UNVERIFIED,
-};
+
+use super::steps::{self, CheckContext};
 
 use super::ports::RtpSocket;
 use super::Services;
@@ -32,9 +30,6 @@ const FRAME_INTERVAL: Duration = Duration::from_millis(20);
 /// anything longer is not audio we negotiated.
 const RTP_BUFFER_BYTES: usize = 1500;
 
-/// How long a contract lookup may take before the flow treats the store as
-/// unavailable and fails closed.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the SIP task tells a call task about its dialog.
 #[derive(Debug)]
@@ -91,6 +86,18 @@ pub struct CallSetup {
     pub commands: mpsc::UnboundedSender<(CallHandle, CallCommand)>,
     /// Shared configuration, prompts, store and keys.
     pub services: Arc<Services>,
+    /// Menu and rules of the call's service line.
+    pub plan: CallPlan,
+    /// The language the caller hears.
+    pub language: Language,
+}
+
+/// Results of work the call task started on other tasks.
+enum StepResult {
+    /// An entry was checked; a matched contract number brings the customer.
+    Entry(EntryCheck, Option<CustomerRecord>),
+    /// A one-time code was sent, or not.
+    Code(CodeDelivery),
 }
 
 /// Runs the call until its dialog ends.
@@ -104,9 +111,16 @@ pub async fn run(setup: CallSetup) {
         mut notices,
         commands,
         services,
+        plan,
+        language,
     } = setup;
 
-    let mut flow = CallFlow::new(services.flow_config.clone());
+    let mut flow = CallFlow::new(services.config.flow.clone(), plan);
+    let mut context = CheckContext {
+        call_id: call_id.clone(),
+        caller,
+        customer: None,
+    };
     let mut player = Player::new(negotiated.codec);
     let mut sender = match RtpSender::new() {
         Ok(sender) => sender,
@@ -119,7 +133,7 @@ pub async fn run(setup: CallSetup) {
     let mut digits = negotiated
         .telephone_event_payload_type
         .map(Rfc4733Receiver::new);
-    let (lookups_tx, mut lookups_rx) = mpsc::unbounded_channel::<ContractCheck>();
+    let (steps_tx, mut steps_rx) = mpsc::unbounded_channel::<StepResult>();
 
     let mut ticker = tokio::time::interval(FRAME_INTERVAL);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -195,35 +209,66 @@ pub async fn run(setup: CallSetup) {
                     Some(CallNotice::Ended) | None => {
                         flow.handle_input(Input::CallerHungUp, now);
                         log_state(&call_id, &mut state, flow.state());
-                        tracing::info!(%call_id, failed_attempts = flow.failed_attempts(), "call ended");
+                        tracing::info!(%call_id, "call ended");
                         return;
                     }
                 }
             }
-            Some(check) = lookups_rx.recv() => {
-                flow.handle_input(Input::ContractChecked(check), Instant::now());
-            }
+            Some(result) = steps_rx.recv() => match result {
+                StepResult::Entry(check, customer) => {
+                    if customer.is_some() {
+                        context.customer = customer;
+                    }
+                    flow.handle_input(Input::EntryChecked(check), Instant::now());
+                }
+                StepResult::Code(delivery) => flow.handle_input(Input::CodeSent(delivery), Instant::now()),
+            },
             () = flow_timer => flow.handle_timeout(Instant::now()),
         }
 
         while let Some(action) = flow.poll_action() {
             match action {
-                Action::Play(prompt) => {
-                    player.enqueue(Arc::clone(services.prompts.get(services.language, prompt)));
-                }
+                Action::Play(prompt) => match prompt_audio(&services, language, &prompt) {
+                    Some(audio) => player.enqueue(audio),
+                    None => tracing::warn!(%call_id, ?prompt, "prompt file missing; skipped"),
+                },
                 Action::StopPrompts => player.stop(),
-                Action::CheckContract(entry) => {
+                Action::CheckEntry { factor, digits } => {
                     let services = Arc::clone(&services);
-                    let caller = caller.clone();
-                    let lookups_tx = lookups_tx.clone();
+                    let context = context.clone();
+                    let steps_tx = steps_tx.clone();
                     tokio::spawn(async move {
-                        let check = check_contract(&services, &entry, &caller).await;
-                        let _ = lookups_tx.send(check);
+                        let (check, customer) =
+                            steps::check_entry(&services, &context, factor, &digits).await;
+                        let _ = steps_tx.send(StepResult::Entry(check, customer));
+                    });
+                }
+                Action::SendCode => {
+                    let services = Arc::clone(&services);
+                    let context = context.clone();
+                    let steps_tx = steps_tx.clone();
+                    tokio::spawn(async move {
+                        let delivery = steps::send_code(&services, &context, language).await;
+                        let _ = steps_tx.send(StepResult::Code(delivery));
                     });
                 }
                 Action::Transfer(verification) => {
-                    match transfer_command(&services, &call_id, &caller, &verification).await {
-                        Ok(command) => {
+                    match steps::plan_transfer(&services, &call_id, &verification).await {
+                        Ok(transfer) => {
+                            tracing::info!(
+                                %call_id,
+                                acr = transfer.claims.acr,
+                                request_type = ?verification.request_type,
+                                caller_id_match = verification.caller_id_match,
+                                caller = %super::sip_task::describe_caller(&context.caller),
+                                "transferring to the agent queue"
+                            );
+                            let record = steps::audit_record(&call_id, &verification, &transfer.claims);
+                            services.audit.append(services.store.as_ref(), record).await;
+                            let command = CallCommand::Transfer {
+                                refer_to: steps::refer_to(&transfer),
+                                referred_by: services.config.transfer.referred_by.clone(),
+                            };
                             let _ = commands.send((handle, command));
                         }
                         Err(error) => {
@@ -254,137 +299,16 @@ fn log_state(call_id: &str, logged: &mut State, current: State) {
     }
 }
 
-/// Looks the contract number up and checks whether the calling number is
-/// registered to the same customer. Store errors and timeouts fail closed.
-async fn check_contract(
+
+/// Returns the audio of `prompt` in `language`, or `None` for a named prompt
+/// whose file is missing.
+fn prompt_audio(
     services: &Services,
-    entry: &ContractDigits,
-    caller: &CallerNumber,
-) -> ContractCheck {
-    let contract = services
-        .hasher
-        .hash(HashPurpose::ContractNumber, entry.expose());
-
-    let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, async {
-        let Some(customer) = services.store.customer_by_contract(&contract).await? else {
-            return Ok(ContractCheck::NoMatch);
-        };
-
-        let caller_id_match = match caller {
-            CallerNumber::E164(number) => {
-                let phone = services.hasher.hash(HashPurpose::PhoneNumber, number);
-                services
-                    .store
-                    .customers_by_phone(&phone)
-                    .await?
-                    .contains(&customer.customer_id)
-            }
-            CallerNumber::Withheld | CallerNumber::Unavailable => false,
-        };
-
-        Ok::<_, crate::store::StoreError>(ContractCheck::Match {
-            customer_id: customer.customer_id,
-            caller_id_match,
-        })
-    })
-    .await;
-
-    match lookup {
-        Ok(Ok(check)) => check,
-        Ok(Err(error)) => {
-            tracing::error!(%error, "contract lookup failed; failing closed");
-            ContractCheck::StoreUnavailable
-        }
-        Err(_) => {
-            tracing::error!(
-                timeout_ms = LOOKUP_TIMEOUT.as_millis() as u64,
-                "contract lookup timed out; failing closed"
-            );
-            ContractCheck::StoreUnavailable
-        }
+    language: Language,
+    prompt: &Prompt,
+) -> Option<Arc<crate::media::prompts::Prompt>> {
+    match prompt {
+        Prompt::Fixed(id) => Some(Arc::clone(services.prompts.get(language, *id))),
+        Prompt::Named(name) => services.prompts.get_named(language, name).cloned(),
     }
-}
-
-/// Issues the verification token and builds the REFER for the agent queue.
-async fn transfer_command(
-    services: &Services,
-    call_id: &str,
-    caller: &CallerNumber,
-    verification: &Verification,
-) -> Result<CallCommand, TokenError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or_default();
-    let token_config = &services.config.token;
-
-    let (sub, acr, amr, caller_id_match) = match verification {
-        Verification::Basic {
-            customer_id,
-            caller_id_match,
-        } => (
-            Some(customer_id.clone()),
-            ACR_BASIC,
-            vec!["kba".to_owned()],
-            *caller_id_match,
-        ),
-        Verification::Unverified { reason } => {
-            tracing::info!(
-                call_id,
-                reason = match reason {
-                    UnverifiedReason::AttemptsExhausted => "attempts exhausted",
-                    UnverifiedReason::StoreUnavailable => "store unavailable",
-                },
-                "caller not verified"
-            );
-            (None, ACR_UNVERIFIED, Vec::new(), false)
-        }
-    };
-
-    let claims = Claims {
-        iss: token_config.issuer.clone(),
-        aud: token_config.audience.clone(),
-        sub,
-        iat: now,
-        exp: now + token_config.lifetime.as_secs(),
-        jti: random_jti()?,
-        call_id: call_id.to_owned(),
-        acr: acr.to_owned(),
-        amr,
-        caller_id_match,
-    };
-    let token = services.signer.sign(&claims);
-
-    if let Err(error) = services.store.record_token(&claims.jti, claims.exp).await {
-        // The REFER still goes out so the caller reaches an agent, but the
-        // token will not introspect as active.
-        tracing::error!(call_id, %error, "recording the token id failed");
-    }
-    tracing::info!(
-        call_id,
-        acr = claims.acr,
-        caller_id_match,
-        caller = %super::sip_task::describe_caller(caller),
-        "transferring to the agent queue"
-    );
-
-    let transfer = &services.config.transfer;
-    let separator = if transfer.agent_queue_uri.contains('?') {
-        '&'
-    } else {
-        '?'
-    };
-    let refer_to = format!(
-        "{}{}X-Verification-Token={}&User-to-User={}{}",
-        transfer.agent_queue_uri,
-        separator,
-        escape_uri_header_value(&token),
-        handle_for_jti(&claims.jti),
-        escape_uri_header_value(";encoding=hex"),
-    );
-
-    Ok(CallCommand::Transfer {
-        refer_to,
-        referred_by: transfer.referred_by.clone(),
-    })
 }

@@ -15,7 +15,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::sip::sdp;
 use crate::sip::{CallHandle, Endpoint, EndpointConfig, Event, IncomingCall};
-use crate::verify::caller_id::{determine_caller_number, mask_number, CallerNumber};
+use crate::flow::CallPlan;
+use crate::verify::caller_id::{determine_caller_number, mask_number, to_e164, CallerNumber};
 
 use super::call::{self, CallCommand, CallNotice, CallSetup};
 use super::Services;
@@ -280,6 +281,8 @@ impl SipTask {
             notices: notices_rx,
             commands: self.commands_tx.clone(),
             services: Arc::clone(&self.services),
+            plan,
+            language,
         }));
     }
 
@@ -300,6 +303,19 @@ pub fn describe_caller(caller: &CallerNumber) -> String {
     }
 }
 
+/// Returns the user part of a `sip:`/`sips:` Request-URI or the number of
+/// a `tel:` URI: the number the caller dialled.
+fn dialled_number(request_uri: &str) -> Option<String> {
+    let uri = request_uri.trim();
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))
+        .map(|rest| rest.split('@').next().filter(|_| rest.contains('@')))
+        .or_else(|| uri.strip_prefix("tel:").map(Some))??;
+    let number = rest.split([';', '?']).next()?;
+    (!number.is_empty()).then(|| number.to_owned())
+}
+
 /// Returns a session id for the SDP origin line (RFC 4566 §5.2 suggests an
 /// NTP timestamp; any number unique enough for this host will do).
 fn session_id() -> u64 {
@@ -307,4 +323,21 @@ fn session_id() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dialled_number;
+
+    #[test]
+    fn dialled_number_from_request_uri() {
+        assert_eq!(
+            dialled_number("sip:0881234567@10.0.0.1:5060;user=phone").as_deref(),
+            Some("0881234567")
+        );
+        assert_eq!(dialled_number("tel:+31881234567").as_deref(), Some("+31881234567"));
+        assert_eq!(dialled_number("sips:ivr@example.com").as_deref(), Some("ivr"));
+        assert_eq!(dialled_number("sip:example.com"), None);
+        assert_eq!(dialled_number("mailto:x@y"), None);
+    }
 }

@@ -141,6 +141,12 @@ pub struct Claims {
     /// Whether the caller's number is registered for the customer. A weak
     /// signal, because caller ID can be spoofed.
     pub caller_id_match: bool,
+    /// The request type the caller chose, which decided the level asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_type: Option<String>,
+    /// Version of the verification policy that decided (`policy.version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<String>,
 }
 
 impl Claims {
@@ -158,8 +164,17 @@ impl Claims {
             "amr": self.amr,
             "caller_id_match": self.caller_id_match,
         });
-        if let (Some(sub), Some(object)) = (&self.sub, value.as_object_mut()) {
-            object.insert("sub".to_string(), json!(sub));
+        if let Some(object) = value.as_object_mut() {
+            let optional = [
+                ("sub", &self.sub),
+                ("request_type", &self.request_type),
+                ("policy_version", &self.policy_version),
+            ];
+            for (name, claim) in optional {
+                if let Some(claim) = claim {
+                    object.insert(name.to_string(), json!(claim));
+                }
+            }
         }
         value
     }
@@ -479,6 +494,8 @@ mod tests {
             acr: ACR_BASIC.to_string(),
             amr: vec!["kba".to_string()],
             caller_id_match: true,
+            request_type: None,
+            policy_version: None,
         }
     }
 
