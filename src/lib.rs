@@ -14,5 +14,6 @@ pub mod flow;
 pub mod media;
 pub mod runtime;
 pub mod sip;
+pub mod sms;
 pub mod store;
 pub mod verify;
