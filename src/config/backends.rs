@@ -42,8 +42,8 @@ pub(crate) const STORE_KEYS: &[&str] = &[
 /// Keys of `[sms]`.
 pub(crate) const SMS_KEYS: &[&str] = &["timeout_ms", "retries", "backoff_ms", "sender", "gateways"];
 
-/// Range of `sms.timeout_ms`. Under 100 ms no gateway answers; a caller
-/// waits on the line for the whole timeout, times every retry.
+/// Range of `sms.timeout_ms`. Under 100 ms no gateway can respond, and the
+/// caller waits on the line for the whole timeout, times every retry.
 const SMS_TIMEOUT_MS: std::ops::RangeInclusive<i64> = 100..=30_000;
 
 /// Maximum `sms.retries` per gateway. The caller waits through all of them.
@@ -52,8 +52,8 @@ const MAX_SMS_RETRIES: i64 = 5;
 /// Maximum `sms.backoff_ms`, the delay before the first retry.
 const MAX_SMS_BACKOFF_MS: i64 = 10_000;
 
-/// Maximum characters of an alphanumeric SMS sender. The GSM originator
-/// address holds at most 11 alphanumeric characters (3GPP TS 23.040).
+/// Maximum characters of an alphanumeric SMS sender, the limit of the GSM
+/// originator address.
 const MAX_ALPHANUMERIC_SENDER: usize = 11;
 
 /// Maximum digits of a numeric sender: an E.164 number has at most 15.

@@ -51,8 +51,8 @@ pub struct LockoutConfig {
 }
 
 /// Range of `otp.lifetime_s`. Under 30 seconds an SMS that is a little slow
-/// arrives expired; over 10 minutes a code that someone else sees stays
-/// usable long after the caller needed it.
+/// arrives expired. Over 10 minutes a code that reaches the wrong person
+/// stays usable long after the caller needed it.
 const OTP_LIFETIME_S: std::ops::RangeInclusive<i64> = 30..=600;
 
 /// Maximum `otp.max_entries`. Each wrong entry is a guess at a 6-digit code,

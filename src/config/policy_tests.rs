@@ -448,7 +448,7 @@ fn request_type_unknown_key_rejected() {
     );
 }
 
-/// The default file with a second, numbered service line.
+/// Returns the default file with a second, numbered service line.
 fn two_lines(numbers: &str, menu: &str) -> String {
     replace(
         "[factors]",

@@ -1,5 +1,5 @@
 //! Checks the prompt catalog (`prompts/catalog.toml`) for prompts that would
-//! ask for data the service never asks for.
+//! request data the service never requests.
 
 use std::path::Path;
 

@@ -8,7 +8,7 @@ use toml_edit::{Item, Table, TableLike};
 
 use super::problem::{line_of, Problem};
 
-/// How a top-level section is laid out, and which of its keys are known.
+/// Layout of a top-level section, with its known keys.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Shape {
     /// A table of values (`[flow]`) with these keys.

@@ -47,9 +47,9 @@ const OPTIONAL_COLUMNS: [&str; 4] = [
 /// longer one is most likely a shifted column.
 const MAX_CUSTOMER_ID_LEN: usize = 64;
 
-/// Shortest and longest IBAN without spaces (ISO 13616: two letters, two
-/// check digits and a BBAN of up to 30 characters; the shortest national
-/// IBANs have 15 characters).
+/// Shortest and longest IBAN without spaces. An IBAN is two letters, two
+/// check digits and a national account number of up to 30 characters, and
+/// the shortest national IBANs have 15 characters.
 const IBAN_LENGTH: RangeInclusive<usize> = 15..=34;
 
 /// A registered customer, ready for the store.

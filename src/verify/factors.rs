@@ -158,7 +158,7 @@ impl fmt::Display for Date {
     }
 }
 
-/// Why an entry was rejected before any lookup. Messages never contain the
+/// Rejection of an entry before any lookup. Messages never contain the
 /// entered digits.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EntryError {

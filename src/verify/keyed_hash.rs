@@ -2,9 +2,9 @@
 //!
 //! Contract numbers, phone numbers and the other knowledge factors are
 //! stored and compared only as keyed hashes. Without the pepper, a leaked
-//! store cannot be reversed by hashing every possible value, which a plain
-//! SHA-256 would allow because the input spaces are small (about 10^8 for an
-//! 8-digit contract number, about 45 000 for a date of birth).
+//! store cannot be reversed by hashing every possible value. A plain SHA-256
+//! would allow that, because the input spaces are small: about 10^8 for an
+//! 8-digit contract number and about 45 000 for a date of birth.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};

@@ -65,21 +65,8 @@ impl Factor {
         Factor::ALL.into_iter().find(|factor| factor.name() == name)
     }
 
-    /// Returns a short English description for explanations.
-    #[must_use]
-    pub fn description(self) -> &'static str {
-        match self {
-            Factor::ContractNumber => "contract number",
-            Factor::DateOfBirth => "date of birth",
-            Factor::Postcode => "postcode digits and house number",
-            Factor::IbanLastDigits => "last digits of the IBAN",
-            Factor::SmsOtp => "one-time code sent by SMS",
-            Factor::CallerIdMatch => "calling number registered to the customer",
-        }
-    }
-
-    /// Returns whether the factor is something the customer knows, which
-    /// RFC 8176 calls knowledge-based authentication (`kba`).
+    /// Returns whether the factor is a knowledge factor, which RFC 8176
+    /// calls knowledge-based authentication (`kba`).
     fn is_knowledge(self) -> bool {
         matches!(
             self,
@@ -139,11 +126,11 @@ impl Rule {
 pub struct Level {
     /// Name from the config, such as `substantial`.
     pub name: String,
-    /// What reaches the level.
+    /// Factors that reach the level.
     pub rule: Rule,
 }
 
-/// What a caller can ask for (`[request_types.NAME]`).
+/// A kind of request a caller can make (`[request_types.NAME]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestType {
     /// Name from the config, such as `contract_change`; goes into tokens and
@@ -180,9 +167,9 @@ impl ServiceLine {
     }
 }
 
-/// Why a [`Policy`] could not be built. The config reader reports these
-/// cases with their line first, so they reach this type only when a policy
-/// is built in code.
+/// Error building a [`Policy`]. The config reader reports these cases with
+/// their line first, so they reach this type only when a policy is built in
+/// code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     /// No service line has an empty number list.
@@ -419,7 +406,7 @@ impl FactorOutcomes {
     }
 }
 
-/// What the call flow does next for a rule.
+/// Next action of the call flow for a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub enum NextStep {
@@ -471,7 +458,7 @@ pub fn next_factor(
 
 /// Returns the name of the highest level `outcomes` reach: the last level in
 /// config order whose rule is satisfied, or `None` when no level is reached
-/// (the token then says `unverified`).
+/// (the token's `acr` is then `unverified`).
 #[must_use]
 pub fn highest_level_reached(policy: &Policy, outcomes: &FactorOutcomes) -> Option<String> {
     policy

@@ -33,7 +33,7 @@ fn line(name: &str, numbers: &[&str], menu: &[&str]) -> ServiceLine {
     }
 }
 
-/// The levels and request types of `config/default.toml`.
+/// Builds the levels and request types of `config/default.toml`.
 fn default_policy() -> Policy {
     Policy::new(
         "2026-12-01".to_string(),
