@@ -4,8 +4,20 @@
 //! unknown keys (usually typos), missing keys, wrong types and invalid
 //! values. Each problem names its line, and its key where it has one.
 //! `config/default.toml` documents every key.
+//!
+//! The verification policy (`[policy]`, `[levels.*]`, `[request_types.*]`,
+//! `[[service_lines]]`) is required, because which factors a request needs
+//! is a decision of the deployment, not of the code. The other sections
+//! added with it (`[service]`, `[factors]`, `[otp]`, `[lockout]`, `[store]`,
+//! `[sms]`) and their keys are optional, with the defaults that
+//! `config/default.toml` shows.
 
+mod backends;
+pub mod forbidden;
+mod limits;
+mod policy;
 mod problem;
+mod prompt_catalog;
 mod reader;
 pub mod secret;
 
@@ -16,9 +28,17 @@ use std::time::Duration;
 use ipnet::IpNet;
 use phonenumber::country;
 
+pub use backends::EnvLookup;
+pub use limits::{LockoutConfig, OtpConfig, ServiceConfig};
 pub use problem::{ConfigErrors, Problem};
-use reader::{Field, TomlReader};
+pub use prompt_catalog::check_prompt_catalog;
+use reader::{Field, Shape, TomlReader};
 pub use secret::{load_or_create_pepper, SecretError};
+
+use crate::sms::SmsConfig;
+use crate::store::StoreConfig;
+use crate::verify::factors::FactorSettings;
+use crate::verify::policy::{Factor, Policy};
 
 /// Default `sip.user_agent`.
 pub const DEFAULT_USER_AGENT: &str = "ivr-verify";
@@ -47,26 +67,74 @@ const MAX_DIGIT_TIMEOUT_MS: i64 = 60_000;
 /// and this keeps the header short.
 const MAX_USER_AGENT_LEN: usize = 128;
 
-/// Sections and keys of the file, in the order of `config/default.toml`.
-const SCHEMA: &[(&str, &[&str])] = &[
-    ("sip", &["listen", "user_agent", "trusted_peers"]),
-    ("http", &["listen"]),
-    ("media", &["rtp_port_min", "rtp_port_max", "address"]),
-    ("prompts", &["dir", "language"]),
-    ("customers", &["file", "default_region"]),
-    ("secrets", &["pepper_file", "signing_key_file"]),
-    ("token", &["issuer", "audience", "lifetime_minutes"]),
-    ("transfer", &["agent_queue_uri", "referred_by"]),
+/// Sections of the file in the order of `config/default.toml`, with their
+/// shape and whether they are required.
+const SCHEMA: &[(&str, Shape, bool)] = &[
+    (
+        "sip",
+        Shape::Keys(&["listen", "user_agent", "trusted_peers"]),
+        true,
+    ),
+    ("http", Shape::Keys(&["listen"]), true),
+    (
+        "media",
+        Shape::Keys(&["rtp_port_min", "rtp_port_max", "address"]),
+        true,
+    ),
+    ("prompts", Shape::Keys(&["dir", "language"]), true),
+    ("customers", Shape::Keys(&["file", "default_region"]), true),
+    (
+        "secrets",
+        Shape::Keys(&["pepper_file", "signing_key_file"]),
+        true,
+    ),
+    (
+        "token",
+        Shape::Keys(&["issuer", "audience", "lifetime_minutes"]),
+        true,
+    ),
+    (
+        "transfer",
+        Shape::Keys(&["agent_queue_uri", "referred_by"]),
+        true,
+    ),
     (
         "flow",
-        &[
+        Shape::Keys(&[
             "max_attempts",
             "contract_min_digits",
             "contract_max_digits",
+            "contract_check_digit",
             "first_digit_timeout_ms",
             "inter_digit_timeout_ms",
-        ],
+        ]),
+        true,
     ),
+    ("service", Shape::Keys(&["development"]), false),
+    ("policy", Shape::Keys(&["version"]), true),
+    ("levels", Shape::NamedTables, true),
+    ("request_types", Shape::NamedTables, true),
+    ("service_lines", Shape::ArrayOfTables, true),
+    ("factors", Shape::Keys(&["iban_last_digits"]), false),
+    (
+        "otp",
+        Shape::Keys(&["lifetime_s", "max_entries", "max_sends", "send_window_s"]),
+        false,
+    ),
+    (
+        "lockout",
+        Shape::Keys(&[
+            "contract_limit",
+            "contract_window_s",
+            "customer_limit",
+            "customer_window_s",
+            "calling_number_limit",
+            "calling_number_window_s",
+        ]),
+        false,
+    ),
+    ("store", Shape::Keys(backends::STORE_KEYS), false),
+    ("sms", Shape::Keys(backends::SMS_KEYS), false),
 ];
 
 /// The whole configuration. Paths are absolute or relative to the working
@@ -92,6 +160,23 @@ pub struct Config {
     pub transfer: TransferConfig,
     /// `[flow]`: limits and timers of the call flow.
     pub flow: FlowConfig,
+    /// `[service]`: switches of the whole service.
+    pub service: ServiceConfig,
+    /// `[policy]`, `[levels.*]`, `[request_types.*]` and
+    /// `[[service_lines]]`: which factors each request type needs.
+    pub policy: Policy,
+    /// `[factors]` and `flow.contract_check_digit`: entry formats of the
+    /// knowledge factors.
+    pub factors: FactorSettings,
+    /// `[otp]`: one-time code lifetime and limits.
+    pub otp: OtpConfig,
+    /// `[lockout]`: limits on failed attempts.
+    pub lockout: LockoutConfig,
+    /// `[store]`: where state lives.
+    pub store: StoreConfig,
+    /// `[sms]`: how one-time codes are sent. Holds gateway credentials, so
+    /// never log it.
+    pub sms: SmsConfig,
 }
 
 /// `[sip]`.
@@ -198,8 +283,19 @@ impl Config {
     }
 
     /// Parses configuration text. `path` names the file in problems, and
-    /// relative paths resolve against its directory.
+    /// relative paths resolve against its directory. `env:NAME` values are
+    /// read from the process environment.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        Config::parse_with_env(text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses configuration text like [`Config::parse`], reading `env:NAME`
+    /// values through `env`.
+    pub fn parse_with_env(
+        text: &str,
+        path: &Path,
+        env: EnvLookup<'_>,
+    ) -> Result<Config, ConfigErrors> {
         let document = toml_edit::Document::parse(text).map_err(|error| ConfigErrors {
             problems: vec![Problem::new(
                 path,
@@ -230,14 +326,31 @@ impl Config {
             referred_by: sip_uri(&mut reader, "transfer", "referred_by"),
         };
         let flow = read_flow(&mut reader);
+        let service = limits::read_service(&mut reader);
+        let policy = policy::read_policy(
+            &mut reader,
+            &transfer.agent_queue_uri,
+            customers.default_region,
+        );
+        let factors = limits::read_factors(&mut reader, &flow);
+        let otp = limits::read_otp(&mut reader);
+        let lockout = limits::read_lockout(&mut reader);
+        let store = backends::read_store(&mut reader, base_dir, env);
+        let sms = backends::read_sms(&mut reader, service.development, env);
+        if let Some(policy) = &policy {
+            check_sms_needed(&mut reader, policy, &sms);
+        }
 
         // Values that failed a check were replaced by placeholders above, so
         // the configuration is returned only when nothing failed.
-        if !reader.problems.is_empty() {
-            let mut problems = reader.problems;
-            problems.sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
-            return Err(ConfigErrors { problems });
-        }
+        let policy = match policy {
+            Some(policy) if reader.problems.is_empty() => policy,
+            _ => {
+                let mut problems = reader.problems;
+                problems.sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
+                return Err(ConfigErrors { problems });
+            }
+        };
         Ok(Config {
             sip,
             http,
@@ -248,7 +361,36 @@ impl Config {
             token,
             transfer,
             flow,
+            service,
+            policy,
+            factors,
+            otp,
+            lockout,
+            store,
+            sms,
         })
+    }
+}
+
+/// Records a problem when a level that a request type requires uses
+/// `sms_otp` but no SMS gateway is configured, because such calls could
+/// never reach their level.
+fn check_sms_needed(reader: &mut TomlReader<'_>, policy: &Policy, sms: &SmsConfig) {
+    if !sms.gateways.is_empty() {
+        return;
+    }
+    let needs_sms = policy.request_types().iter().any(|request_type| {
+        policy
+            .level(&request_type.level)
+            .is_some_and(|level| level.rule.uses(Factor::SmsOtp))
+    });
+    if needs_sms {
+        let line = reader.section("sms").and_then(|table| table.line);
+        reader.problem(
+            line,
+            Some("sms.gateways"),
+            "a level uses sms_otp, but no SMS gateway is configured; add a [[sms.gateways]] table",
+        );
     }
 }
 
@@ -498,13 +640,19 @@ fn non_empty_string(reader: &mut TomlReader<'_>, section: &str, key: &str) -> St
     value
 }
 
-/// Reads a sip: or sips: URI that is sent in a SIP header, so it must not
-/// contain whitespace, control characters or angle brackets, which could end
-/// the header or the URI early.
+/// Reads a sip: or sips: URI that is sent in a SIP header.
 fn sip_uri(reader: &mut TomlReader<'_>, section: &str, key: &str) -> String {
     let Some((value, field)) = reader.string(section, key, true) else {
         return String::new();
     };
+    check_sip_uri(reader, &value, &field);
+    value
+}
+
+/// Checks a sip: or sips: URI that is sent in a SIP header, so it must not
+/// contain whitespace, control characters or angle brackets, which could end
+/// the header or the URI early.
+fn check_sip_uri(reader: &mut TomlReader<'_>, value: &str, field: &Field<'_>) {
     let lower = value.to_ascii_lowercase();
     let rest = lower
         .strip_prefix("sip:")
@@ -515,12 +663,13 @@ fn sip_uri(reader: &mut TomlReader<'_>, section: &str, key: &str) -> String {
     match rest {
         Some(rest) if !rest.is_empty() && clean => {}
         _ => reader.field_problem(
-            &field,
+            field,
             format!("`{value}` must be a sip: or sips: URI without spaces or angle brackets, such as \"sip:agents@192.0.2.20\""),
         ),
     }
-    value
 }
 
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod tests;

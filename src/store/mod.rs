@@ -8,12 +8,14 @@
 //! Until then issued token ids are lost on restart, so a token introspected
 //! after a restart reads as inactive.
 
+pub mod config;
 mod memory;
 #[cfg(test)]
 pub mod testing;
 
 use async_trait::async_trait;
 
+pub use config::{RedisConnection, StoreConfig};
 pub use memory::MemoryStore;
 
 use crate::verify::customers::Customer;

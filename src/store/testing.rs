@@ -39,6 +39,9 @@ fn customer(
         phones: phones.iter().map(|p| phone(hasher, p)).collect(),
         mobile_e164: mobile.map(str::to_string),
         contracts: contracts.iter().map(|c| contract(hasher, c)).collect(),
+        date_of_birth: None,
+        postcode: None,
+        iban_last_digits: None,
     }
 }
 

@@ -1,28 +1,56 @@
 //! The customers file: the registered customers whose callers can be
 //! verified.
 //!
-//! A CSV file with the header `customer_id,phones,mobile,contracts`. `phones`
-//! and `contracts` are `;`-separated lists, and `mobile` may be empty. Lines
-//! starting with `#` are comments. Contract numbers and phone numbers are
-//! kept only as keyed hashes. The mobile number stays in clear because a
-//! one-time code or a callback must be sent to it.
+//! A CSV file whose header starts with `customer_id,phones,mobile,contracts`.
+//! `phones` and `contracts` are `;`-separated lists, and `mobile` may be
+//! empty. Optional columns may follow in any order: `date_of_birth`
+//! (DD-MM-YYYY or YYYY-MM-DD), `postcode` ("1234 AB") with `house_number`
+//! ("12a"), and `iban_last_digits` (at most 4 digits). Lines starting with
+//! `#` are comments.
+//!
+//! Every knowledge factor is normalised with
+//! [`normalise_entry`](super::factors::normalise_entry), the function that
+//! checks what a caller types, and kept only as a keyed hash. The mobile
+//! number stays in clear because a one-time code or a callback must be sent
+//! to it. A column for data the service never stores (a full IBAN, a card
+//! number, a password or PIN, a BSN) is rejected, and so is a value in any
+//! column that looks like a full IBAN.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
 use std::path::Path;
+use std::time::SystemTime;
 
 use phonenumber::country;
 
 use super::caller_id::to_e164;
+use super::factors::{
+    normalise_entry, CheckDigit, Date, EntryError, FactorSettings, MAX_IBAN_LAST_DIGITS,
+};
 use super::keyed_hash::{HashPurpose, KeyedHash, KeyedHasher};
-use crate::config::{ConfigErrors, Problem};
+use super::policy::Factor;
+use crate::config::forbidden::{forbidden_data, forbidden_message, ForbiddenData};
+use crate::config::{Config, ConfigErrors, Problem};
 
 /// Columns the file must start with, in this order.
 const REQUIRED_COLUMNS: [&str; 4] = ["customer_id", "phones", "mobile", "contracts"];
 
+/// Columns that may follow the required ones, in any order.
+const OPTIONAL_COLUMNS: [&str; 4] = [
+    "date_of_birth",
+    "postcode",
+    "house_number",
+    "iban_last_digits",
+];
+
 /// Maximum length of a customer id. The id is an internal reference, and a
 /// longer one is most likely a shifted column.
 const MAX_CUSTOMER_ID_LEN: usize = 64;
+
+/// Shortest and longest IBAN without spaces. An IBAN is two letters, two
+/// check digits and a national account number of up to 30 characters, and
+/// the shortest national IBANs have 15 characters.
+const IBAN_LENGTH: RangeInclusive<usize> = 15..=34;
 
 /// A registered customer, ready for the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,9 +65,19 @@ pub struct Customer {
     pub mobile_e164: Option<String>,
     /// Keyed hashes of the contract numbers, digits only.
     pub contracts: Vec<KeyedHash>,
+    /// Keyed hash of the date of birth as DDMMYYYY
+    /// ([`HashPurpose::DateOfBirth`]).
+    pub date_of_birth: Option<KeyedHash>,
+    /// Keyed hash of the postcode digits and house number as `1234:12`
+    /// ([`HashPurpose::Postcode`]).
+    pub postcode: Option<KeyedHash>,
+    /// Keyed hash of the last `factors.iban_last_digits` digits of the IBAN
+    /// ([`HashPurpose::IbanLastDigits`]).
+    pub iban_last_digits: Option<KeyedHash>,
 }
 
-/// Settings that the customers file is checked against.
+/// Settings that the customers file is checked against, without the factor
+/// formats; kept for callers written before the knowledge factors existed.
 #[derive(Debug, Clone)]
 pub struct CustomerFileOptions {
     /// Region of numbers written without a country code (`customers.default_region`).
@@ -50,11 +88,64 @@ pub struct CustomerFileOptions {
     pub contract_digits: RangeInclusive<usize>,
 }
 
-/// Reads and checks the customers file at `path`. Returns every problem found,
-/// each naming its line and column, or the customers in file order.
+/// Everything the customers file is checked against.
+#[derive(Debug, Clone)]
+pub struct CustomerFileSettings {
+    /// Region of numbers written without a country code (`customers.default_region`).
+    pub default_region: country::Id,
+    /// Entry formats, so that every stored value is one a caller can enter.
+    pub factors: FactorSettings,
+    /// Today's date; a date of birth after it is rejected.
+    pub today: Date,
+}
+
+impl CustomerFileSettings {
+    /// Takes the settings from the configuration.
+    #[must_use]
+    pub fn from_config(config: &Config, today: Date) -> CustomerFileSettings {
+        CustomerFileSettings {
+            default_region: config.customers.default_region,
+            factors: config.factors.clone(),
+            today,
+        }
+    }
+}
+
+impl From<&CustomerFileOptions> for CustomerFileSettings {
+    /// Uses no contract check digit, the maximum IBAN digits and today's UTC
+    /// date, the formats of a configuration without `[factors]`.
+    fn from(options: &CustomerFileOptions) -> CustomerFileSettings {
+        CustomerFileSettings {
+            default_region: options.default_region,
+            factors: FactorSettings {
+                contract_digits: options.contract_digits.clone(),
+                contract_check_digit: CheckDigit::None,
+                iban_last_digits: MAX_IBAN_LAST_DIGITS,
+            },
+            today: Date::from_system_time(SystemTime::now()),
+        }
+    }
+}
+
+/// Reads and checks the customers file at `path` with the default factor
+/// formats (see [`CustomerFileSettings::from`]).
+///
+/// NOTE: this ignores `flow.contract_check_digit` and
+/// `factors.iban_last_digits`; use [`load_customers_with_settings`] with
+/// [`CustomerFileSettings::from_config`] to honour them.
 pub fn load_customers(
     path: &Path,
     options: &CustomerFileOptions,
+    hasher: &KeyedHasher,
+) -> Result<Vec<Customer>, ConfigErrors> {
+    load_customers_with_settings(path, &CustomerFileSettings::from(options), hasher)
+}
+
+/// Reads and checks the customers file at `path`. Returns every problem
+/// found, each naming its line and column, or the customers in file order.
+pub fn load_customers_with_settings(
+    path: &Path,
+    settings: &CustomerFileSettings,
     hasher: &KeyedHasher,
 ) -> Result<Vec<Customer>, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|error| ConfigErrors {
@@ -65,14 +156,25 @@ pub fn load_customers(
             format!("failed to read customers file: {error}"),
         )],
     })?;
-    parse_customers(&text, path, options, hasher)
+    parse_customers_with_settings(&text, path, settings, hasher)
 }
 
-/// Parses customers file contents. `path` is used only in problems.
+/// Parses customers file contents with the default factor formats. `path`
+/// is used only in problems.
 pub fn parse_customers(
     text: &str,
     path: &Path,
     options: &CustomerFileOptions,
+    hasher: &KeyedHasher,
+) -> Result<Vec<Customer>, ConfigErrors> {
+    parse_customers_with_settings(text, path, &CustomerFileSettings::from(options), hasher)
+}
+
+/// Parses customers file contents. `path` is used only in problems.
+pub fn parse_customers_with_settings(
+    text: &str,
+    path: &Path,
+    settings: &CustomerFileSettings,
     hasher: &KeyedHasher,
 ) -> Result<Vec<Customer>, ConfigErrors> {
     let mut problems = Vec::new();
@@ -82,25 +184,16 @@ pub fn parse_customers(
         .flexible(true)
         .from_reader(text.as_bytes());
 
-    // The header must name the required columns first.
-    // NOTE: further columns are allowed and ignored. A later version may read
-    // more knowledge factors (postcode digits, date of birth) from them.
     let header_line = first_data_line(text);
-    match reader.headers() {
+    let columns = match reader.headers() {
         Ok(headers) => {
-            let found: Vec<&str> = headers.iter().take(REQUIRED_COLUMNS.len()).collect();
-            if found != REQUIRED_COLUMNS {
-                problems.push(Problem::new(
-                    path,
-                    Some(header_line),
-                    None,
-                    format!(
-                        "header must start with `{}`, found `{}`",
-                        REQUIRED_COLUMNS.join(","),
-                        found.join(",")
-                    ),
-                ));
-                return Err(ConfigErrors { problems });
+            let names: Vec<String> = headers.iter().map(str::to_string).collect();
+            match read_header(&names, path, header_line) {
+                Ok(columns) => columns,
+                Err(mut header_problems) => {
+                    problems.append(&mut header_problems);
+                    return Err(ConfigErrors { problems });
+                }
             }
         }
         Err(error) => {
@@ -112,7 +205,7 @@ pub fn parse_customers(
             ));
             return Err(ConfigErrors { problems });
         }
-    }
+    };
 
     let mut customers = Vec::new();
     let mut id_lines: HashMap<String, usize> = HashMap::new();
@@ -148,20 +241,43 @@ pub fn parse_customers(
             ));
             continue;
         }
-        let field = |index: usize| record.get(index).unwrap_or_default();
 
         let row = Row {
             path,
             line,
-            options,
+            settings,
             hasher,
         };
         let problems_before = problems.len();
 
-        let customer_id = row.customer_id(field(0), &mut problems);
+        // A value that looks like a full IBAN is rejected wherever it is, and
+        // its column is not read further, so it is reported once.
+        let iban_columns = row.full_iban_columns(&record, &columns.names, &mut problems);
+        let field = |index: usize| -> &str {
+            if iban_columns.contains(&index) {
+                ""
+            } else {
+                record.get(index).unwrap_or_default()
+            }
+        };
+        let optional = |index: Option<usize>| index.map_or("", field);
+
+        let customer_id = if iban_columns.contains(&0) {
+            None
+        } else {
+            row.customer_id(field(0), &mut problems)
+        };
         let mut phones = row.phones(field(1), &mut problems);
         let mobile_e164 = row.mobile(field(2), &mut problems);
         let contracts = row.contracts(field(3), &mut problems);
+        let date_of_birth = row.date_of_birth(optional(columns.date_of_birth), &mut problems);
+        let postcode = row.postcode(
+            optional(columns.postcode),
+            optional(columns.house_number),
+            &mut problems,
+        );
+        let iban_last_digits =
+            row.iban_last_digits(optional(columns.iban_last_digits), &mut problems);
 
         // Duplicates are checked across the whole file, naming both lines.
         if let Some(id) = &customer_id {
@@ -211,6 +327,9 @@ pub fn parse_customers(
             phones,
             mobile_e164,
             contracts,
+            date_of_birth,
+            postcode,
+            iban_last_digits,
         });
     }
 
@@ -232,21 +351,150 @@ pub fn normalise_contract_number(raw: &str) -> Option<String> {
     Some(digits)
 }
 
+/// Positions of the columns in the header.
+struct Columns {
+    /// Every column name, by position, for problems.
+    names: Vec<String>,
+    /// Position of `date_of_birth`.
+    date_of_birth: Option<usize>,
+    /// Position of `postcode`.
+    postcode: Option<usize>,
+    /// Position of `house_number`.
+    house_number: Option<usize>,
+    /// Position of `iban_last_digits`.
+    iban_last_digits: Option<usize>,
+}
+
+/// Checks the header: the required columns first, then known optional
+/// columns, each at most once, and `postcode` only with `house_number`.
+fn read_header(names: &[String], path: &Path, line: usize) -> Result<Columns, Vec<Problem>> {
+    let problem = |key: Option<&str>, message: String| Problem::new(path, Some(line), key, message);
+
+    let found: Vec<&str> = names
+        .iter()
+        .take(REQUIRED_COLUMNS.len())
+        .map(String::as_str)
+        .collect();
+    if found != REQUIRED_COLUMNS {
+        return Err(vec![problem(
+            None,
+            format!(
+                "header must start with `{}`, found `{}`",
+                REQUIRED_COLUMNS.join(","),
+                found.join(",")
+            ),
+        )]);
+    }
+
+    let mut problems = Vec::new();
+    let mut positions: HashMap<&str, usize> = HashMap::new();
+    for (index, name) in names.iter().enumerate().skip(REQUIRED_COLUMNS.len()) {
+        let name = name.as_str();
+        if let Some(known) = OPTIONAL_COLUMNS.iter().find(|known| **known == name) {
+            if positions.insert(known, index).is_some() {
+                problems.push(problem(Some(name), "column appears twice".to_string()));
+            }
+        } else if let Some(data) = forbidden_data(name) {
+            problems.push(problem(Some(name), forbidden_message("column", name, data)));
+        } else {
+            problems.push(problem(
+                Some(name),
+                format!(
+                    "unknown column; optional columns are {}. Remove other columns, because the file should hold only what verification needs",
+                    OPTIONAL_COLUMNS.join(", ")
+                ),
+            ));
+        }
+    }
+
+    let postcode = positions.get("postcode").copied();
+    let house_number = positions.get("house_number").copied();
+    if postcode.is_some() != house_number.is_some() {
+        problems.push(problem(
+            None,
+            "columns postcode and house_number must both be present, because the caller enters both"
+                .to_string(),
+        ));
+    }
+
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Columns {
+        names: names.to_vec(),
+        date_of_birth: positions.get("date_of_birth").copied(),
+        postcode,
+        house_number,
+        iban_last_digits: positions.get("iban_last_digits").copied(),
+    })
+}
+
+/// Returns whether `value` has the form of an IBAN: two letters, two check
+/// digits and alphanumeric characters, 15 to 34 in total once spaces are
+/// removed. The checksum is not verified, so a mistyped IBAN is caught too.
+fn looks_like_iban(value: &str) -> bool {
+    let compact: Vec<char> = value.chars().filter(|c| *c != ' ').collect();
+    if !IBAN_LENGTH.contains(&compact.len()) {
+        return false;
+    }
+    let country = compact.iter().take(2).all(char::is_ascii_alphabetic);
+    let check = compact.iter().skip(2).take(2).all(char::is_ascii_digit);
+    let rest = compact.iter().skip(4).all(char::is_ascii_alphanumeric);
+    let has_digits = compact
+        .iter()
+        .skip(4)
+        .filter(|c| c.is_ascii_digit())
+        .count()
+        >= 6;
+    country && check && rest && has_digits
+}
+
 /// Context for checking the fields of one record.
 struct Row<'a> {
     /// File name for problems.
     path: &'a Path,
     /// Line of the record.
     line: usize,
-    /// Region and contract length to check against.
-    options: &'a CustomerFileOptions,
-    /// Hasher for phone and contract numbers.
+    /// Region and entry formats to check against.
+    settings: &'a CustomerFileSettings,
+    /// Hasher for every stored value.
     hasher: &'a KeyedHasher,
 }
 
 impl Row<'_> {
     fn problem(&self, column: &str, message: String) -> Problem {
         Problem::new(self.path, Some(self.line), Some(column), message)
+    }
+
+    /// Records a problem for every field that looks like a full IBAN and
+    /// returns their positions.
+    fn full_iban_columns(
+        &self,
+        record: &csv::StringRecord,
+        names: &[String],
+        problems: &mut Vec<Problem>,
+    ) -> HashSet<usize> {
+        let mut found = HashSet::new();
+        for (index, value) in record.iter().enumerate() {
+            let items_look_like_iban = value.split(';').any(looks_like_iban);
+            if !items_look_like_iban {
+                continue;
+            }
+            let column = names
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| format!("column {}", index + 1));
+            let data = ForbiddenData::FullIban;
+            problems.push(self.problem(
+                &column,
+                format!(
+                    "looks like {data}; ivr-verify never stores {data}, because {}",
+                    data.reason()
+                ),
+            ));
+            found.insert(index);
+        }
+        found
     }
 
     fn customer_id(&self, raw: &str, problems: &mut Vec<Problem>) -> Option<String> {
@@ -267,7 +515,7 @@ impl Row<'_> {
     fn phones(&self, raw: &str, problems: &mut Vec<Problem>) -> Vec<KeyedHash> {
         let mut hashes = Vec::new();
         for (position, item) in list_items(raw) {
-            match to_e164(item, self.options.default_region) {
+            match to_e164(item, self.settings.default_region) {
                 Ok(e164) => {
                     let hash = self.hasher.hash(HashPurpose::PhoneNumber, &e164);
                     if !hashes.contains(&hash) {
@@ -286,7 +534,7 @@ impl Row<'_> {
         if raw.is_empty() {
             return None;
         }
-        let e164 = match to_e164(raw, self.options.default_region) {
+        let e164 = match to_e164(raw, self.settings.default_region) {
             Ok(e164) => e164,
             Err(error) => {
                 problems.push(self.problem("mobile", error.to_string()));
@@ -312,7 +560,7 @@ impl Row<'_> {
     }
 
     fn contracts(&self, raw: &str, problems: &mut Vec<Problem>) -> Vec<KeyedHash> {
-        let digits_range = &self.options.contract_digits;
+        let factors = &self.settings.factors;
         let mut hashes: Vec<KeyedHash> = Vec::new();
         let mut seen = HashSet::new();
         for (position, item) in list_items(raw) {
@@ -323,18 +571,32 @@ impl Row<'_> {
                 ));
                 continue;
             };
-            if !digits_range.contains(&digits.len()) {
-                problems.push(self.problem(
-                    "contracts",
-                    format!(
-                        "item {position} has {} digits, but flow.contract_min_digits and flow.contract_max_digits allow {} to {}",
-                        digits.len(),
-                        digits_range.start(),
-                        digits_range.end()
-                    ),
-                ));
-                continue;
-            }
+            let digits = match normalise_entry(
+                Factor::ContractNumber,
+                &digits,
+                factors,
+                self.settings.today,
+            ) {
+                Ok(digits) => digits,
+                Err(EntryError::ContractLength { actual, min, max }) => {
+                    problems.push(self.problem(
+                        "contracts",
+                        format!(
+                            "item {position} has {actual} digits, but flow.contract_min_digits and flow.contract_max_digits allow {min} to {max}"
+                        ),
+                    ));
+                    continue;
+                }
+                Err(error) => {
+                    problems.push(self.problem(
+                        "contracts",
+                        format!(
+                            "item {position}: {error} (flow.contract_check_digit), so a caller could never enter it"
+                        ),
+                    ));
+                    continue;
+                }
+            };
             let hash = self.hasher.hash(HashPurpose::ContractNumber, &digits);
             if seen.insert(hash) {
                 hashes.push(hash);
@@ -347,6 +609,191 @@ impl Row<'_> {
         }
         hashes
     }
+
+    /// Reads a date of birth written DD-MM-YYYY or YYYY-MM-DD. Problems never
+    /// repeat the date.
+    fn date_of_birth(&self, raw: &str, problems: &mut Vec<Problem>) -> Option<KeyedHash> {
+        if raw.is_empty() {
+            return None;
+        }
+        let Some(entry) = date_as_entry(raw) else {
+            problems.push(self.problem(
+                "date_of_birth",
+                "is not a date; write DD-MM-YYYY or YYYY-MM-DD".to_string(),
+            ));
+            return None;
+        };
+
+        match normalise_entry(
+            Factor::DateOfBirth,
+            &entry,
+            &self.settings.factors,
+            self.settings.today,
+        ) {
+            Ok(normalised) => Some(self.hasher.hash(HashPurpose::DateOfBirth, &normalised)),
+            Err(EntryError::DateInvalid) => {
+                problems.push(self.problem(
+                    "date_of_birth",
+                    "is not a calendar date; check day and month".to_string(),
+                ));
+                None
+            }
+            Err(error) => {
+                problems.push(self.problem("date_of_birth", error.to_string()));
+                None
+            }
+        }
+    }
+
+    /// Reads a postcode ("1234 AB", "1234AB" or "1234") and a house number
+    /// ("12", "12a", "12-2"), keeping only the postcode digits and the
+    /// leading digits of the house number.
+    fn postcode(
+        &self,
+        postcode: &str,
+        house_number: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<KeyedHash> {
+        match (postcode.is_empty(), house_number.is_empty()) {
+            (true, true) => return None,
+            (false, true) => {
+                problems.push(self.problem(
+                    "house_number",
+                    "is empty, but postcode is set; a caller enters both".to_string(),
+                ));
+                return None;
+            }
+            (true, false) => {
+                problems.push(self.problem(
+                    "postcode",
+                    "is empty, but house_number is set; a caller enters both".to_string(),
+                ));
+                return None;
+            }
+            (false, false) => {}
+        }
+
+        let Some(postcode_digits) = postcode_digits(postcode) else {
+            problems.push(
+                self.problem(
+                    "postcode",
+                    "is not a Dutch postcode; write 4 digits and 2 letters, such as \"1234 AB\""
+                        .to_string(),
+                ),
+            );
+            return None;
+        };
+        let Some(house_digits) = house_number_digits(house_number) else {
+            problems.push(self.problem(
+                "house_number",
+                "must start with 1 to 5 digits, optionally followed by an addition such as \"a\" or \"-2\"".to_string(),
+            ));
+            return None;
+        };
+
+        let entry = format!("{postcode_digits}{house_digits}");
+        match normalise_entry(
+            Factor::Postcode,
+            &entry,
+            &self.settings.factors,
+            self.settings.today,
+        ) {
+            Ok(normalised) => Some(self.hasher.hash(HashPurpose::Postcode, &normalised)),
+            Err(error) => {
+                problems.push(self.problem("postcode", error.to_string()));
+                None
+            }
+        }
+    }
+
+    /// Reads the trailing IBAN digits and keeps the last
+    /// `factors.iban_last_digits` of them.
+    fn iban_last_digits(&self, raw: &str, problems: &mut Vec<Problem>) -> Option<KeyedHash> {
+        if raw.is_empty() {
+            return None;
+        }
+        let digits: String = raw.chars().filter(|c| *c != ' ').collect();
+        let wanted = self.settings.factors.iban_last_digits;
+        if digits.is_empty()
+            || digits.len() > MAX_IBAN_LAST_DIGITS
+            || !digits.chars().all(|c| c.is_ascii_digit())
+        {
+            problems.push(self.problem(
+                "iban_last_digits",
+                format!("must be 1 to {MAX_IBAN_LAST_DIGITS} digits: only the end of the IBAN, never all of it"),
+            ));
+            return None;
+        }
+        if digits.len() < wanted {
+            problems.push(self.problem(
+                "iban_last_digits",
+                format!(
+                    "has {} digits, but factors.iban_last_digits asks the caller for {wanted}",
+                    digits.len()
+                ),
+            ));
+            return None;
+        }
+
+        let last = digits.get(digits.len() - wanted..).unwrap_or_default();
+        match normalise_entry(
+            Factor::IbanLastDigits,
+            last,
+            &self.settings.factors,
+            self.settings.today,
+        ) {
+            Ok(normalised) => Some(self.hasher.hash(HashPurpose::IbanLastDigits, &normalised)),
+            Err(error) => {
+                problems.push(self.problem("iban_last_digits", error.to_string()));
+                None
+            }
+        }
+    }
+}
+
+/// Converts DD-MM-YYYY or YYYY-MM-DD (one- or two-digit day and month) to
+/// the DDMMYYYY entry a caller types. Returns `None` for another form.
+fn date_as_entry(raw: &str) -> Option<String> {
+    let parts: Vec<&str> = raw.split('-').collect();
+    let [first, month, last] = parts.as_slice() else {
+        return None;
+    };
+    let (day, year) = if first.len() == 4 {
+        (*last, *first)
+    } else {
+        (*first, *last)
+    };
+
+    let numeric = |part: &str, lengths: RangeInclusive<usize>| {
+        lengths.contains(&part.len()) && part.chars().all(|c| c.is_ascii_digit())
+    };
+    if !numeric(day, 1..=2) || !numeric(month, 1..=2) || !numeric(year, 4..=4) {
+        return None;
+    }
+    Some(format!("{day:0>2}{month:0>2}{year}"))
+}
+
+/// Returns the 4 digits of a Dutch postcode written "1234 AB", "1234AB" or
+/// "1234".
+fn postcode_digits(raw: &str) -> Option<String> {
+    let compact: String = raw.chars().filter(|c| *c != ' ').collect();
+    let (digits, letters) = compact.split_at_checked(4)?;
+    let digits_valid = digits.chars().all(|c| c.is_ascii_digit());
+    let letters_valid = letters.is_empty()
+        || (letters.len() == 2 && letters.chars().all(|c| c.is_ascii_alphabetic()));
+    (digits_valid && letters_valid).then(|| digits.to_string())
+}
+
+/// Returns the leading 1 to 5 digits of a house number, dropping an
+/// addition such as "a", " bis" or "-2".
+fn house_number_digits(raw: &str) -> Option<String> {
+    let digits: String = raw.chars().take_while(char::is_ascii_digit).collect();
+    let addition = raw.get(digits.len()..).unwrap_or_default();
+    let addition_valid = addition
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-' || c == '/');
+    let starts_apart = addition.is_empty() || !addition.starts_with(|c: char| c.is_ascii_digit());
+    ((1..=5).contains(&digits.len()) && addition_valid && starts_apart).then_some(digits)
 }
 
 /// Splits a `;`-separated list into trimmed, non-empty items with their
@@ -438,9 +885,14 @@ mod tests {
     }
 
     #[test]
-    fn extra_columns_ignored() {
-        let text = "customer_id,phones,mobile,contracts,postcode\nC1,,,123456,1234AB\n";
-        assert_eq!(parse(text).unwrap().len(), 1);
+    fn unknown_column_rejected() {
+        let text = "customer_id,phones,mobile,contracts,name\nC1,,,123456,Jansen\n";
+        let problems = problems(text);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("customers.csv:1: name: unknown column; optional columns are"),
+            "{problems:?}"
+        );
     }
 
     #[test]
@@ -555,6 +1007,257 @@ mod tests {
             .find(|c| c.contracts.contains(&contract))
             .unwrap();
         assert!(owner.phones.contains(&phone));
+    }
+
+    const FACTOR_HEADER: &str =
+        "customer_id,phones,mobile,contracts,date_of_birth,postcode,house_number,iban_last_digits\n";
+
+    fn settings(check_digit: CheckDigit, iban_last_digits: usize) -> CustomerFileSettings {
+        CustomerFileSettings {
+            default_region: country::Id::NL,
+            factors: FactorSettings {
+                contract_digits: 6..=12,
+                contract_check_digit: check_digit,
+                iban_last_digits,
+            },
+            today: Date::new(2026, 6, 15).unwrap(),
+        }
+    }
+
+    fn parse_with(
+        text: &str,
+        settings: &CustomerFileSettings,
+    ) -> Result<Vec<Customer>, ConfigErrors> {
+        parse_customers_with_settings(text, Path::new("customers.csv"), settings, &hasher())
+    }
+
+    fn problems_with(text: &str, settings: &CustomerFileSettings) -> Vec<String> {
+        parse_with(text, settings)
+            .unwrap_err()
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn knowledge_factors_hashed() {
+        let text = format!(
+            "{FACTOR_HEADER}C1,,,123456,14-03-1985,1234 ab,12a,NL 4300\nC2,,,234567,1972-1-2,9711EF,7-2, 04 17\nC3,,,345678,,,,\n"
+        );
+        let settings = settings(CheckDigit::None, 4);
+        let customers = parse_with(&text.replace("NL 4300", "4300"), &settings).unwrap();
+        let hasher = hasher();
+
+        let first = &customers[0];
+        assert_eq!(
+            first.date_of_birth,
+            Some(hasher.hash(HashPurpose::DateOfBirth, "14031985"))
+        );
+        assert_eq!(
+            first.postcode,
+            Some(hasher.hash(HashPurpose::Postcode, "1234:12"))
+        );
+        assert_eq!(
+            first.iban_last_digits,
+            Some(hasher.hash(HashPurpose::IbanLastDigits, "4300"))
+        );
+
+        let second = &customers[1];
+        assert_eq!(
+            second.date_of_birth,
+            Some(hasher.hash(HashPurpose::DateOfBirth, "02011972"))
+        );
+        assert_eq!(
+            second.postcode,
+            Some(hasher.hash(HashPurpose::Postcode, "9711:7"))
+        );
+        assert_eq!(
+            second.iban_last_digits,
+            Some(hasher.hash(HashPurpose::IbanLastDigits, "0417"))
+        );
+
+        let third = &customers[2];
+        assert_eq!(third.date_of_birth, None);
+        assert_eq!(third.postcode, None);
+        assert_eq!(third.iban_last_digits, None);
+    }
+
+    #[test]
+    fn file_and_caller_entry_hash_alike() {
+        let settings = settings(CheckDigit::None, 4);
+        let text = format!("{FACTOR_HEADER}C1,,,123456,1985-03-14,1234 AB,012,4300\n");
+        let customer = parse_with(&text, &settings).unwrap().remove(0);
+        let hasher = hasher();
+
+        let typed = |factor: Factor, digits: &str, purpose: HashPurpose| {
+            let entry = normalise_entry(factor, digits, &settings.factors, settings.today).unwrap();
+            Some(hasher.hash(purpose, &entry))
+        };
+        assert_eq!(
+            customer.date_of_birth,
+            typed(Factor::DateOfBirth, "14031985", HashPurpose::DateOfBirth)
+        );
+        assert_eq!(
+            customer.postcode,
+            typed(Factor::Postcode, "123412", HashPurpose::Postcode)
+        );
+        assert_eq!(
+            customer.iban_last_digits,
+            typed(Factor::IbanLastDigits, "4300", HashPurpose::IbanLastDigits)
+        );
+    }
+
+    #[test]
+    fn iban_digits_keep_configured_count() {
+        let text = format!("{FACTOR_HEADER}C1,,,123456,,,,4300\n");
+        let customer = parse_with(&text, &settings(CheckDigit::None, 2))
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            customer.iban_last_digits,
+            Some(hasher().hash(HashPurpose::IbanLastDigits, "00"))
+        );
+
+        let text = format!("{FACTOR_HEADER}C1,,,123456,,,,43\n");
+        assert_eq!(
+            problems_with(&text, &settings(CheckDigit::None, 4)),
+            vec!["customers.csv:2: iban_last_digits: has 2 digits, but factors.iban_last_digits asks the caller for 4"]
+        );
+
+        let text = format!("{FACTOR_HEADER}C1,,,123456,,,,164300\n");
+        assert_eq!(
+            problems_with(&text, &settings(CheckDigit::None, 4)),
+            vec!["customers.csv:2: iban_last_digits: must be 1 to 4 digits: only the end of the IBAN, never all of it"]
+        );
+    }
+
+    #[test]
+    fn full_iban_rejected_in_any_column() {
+        let iban = "NL91 ABNA 0417 1643 00";
+        let text = format!(
+            "{FACTOR_HEADER}C1,,,123456,,,,{iban}\n{iban},,,234567,,,,\nC3,,,345678;NL91ABNA0417164300,,,,\n"
+        );
+        let problems = problems_with(&text, &settings(CheckDigit::None, 4));
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with(
+            "customers.csv:2: iban_last_digits: looks like a full IBAN; ivr-verify never stores a full IBAN, because"
+        ));
+        assert!(problems[1].starts_with("customers.csv:3: customer_id: looks like a full IBAN"));
+        assert!(problems[2].starts_with("customers.csv:4: contracts: looks like a full IBAN"));
+        for problem in &problems {
+            assert!(!problem.contains("0417"), "{problem}");
+        }
+    }
+
+    #[test]
+    fn forbidden_columns_rejected() {
+        let text = "customer_id,phones,mobile,contracts,bsn,wachtwoord,full_iban\nC1,,,123456,,,\n";
+        let problems = problems(text);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with(
+            "customers.csv:1: bsn: column `bsn` would ask for a BSN (citizen service number); ivr-verify never asks for or stores"
+        ));
+        assert!(problems[1].starts_with(
+            "customers.csv:1: wachtwoord: column `wachtwoord` would ask for a password"
+        ));
+        assert!(problems[2].starts_with(
+            "customers.csv:1: full_iban: column `full_iban` would ask for a full IBAN"
+        ));
+    }
+
+    #[test]
+    fn postcode_needs_house_number() {
+        let text = "customer_id,phones,mobile,contracts,postcode\nC1,,,123456,1234AB\n";
+        assert_eq!(
+            problems(text),
+            vec!["customers.csv:1: columns postcode and house_number must both be present, because the caller enters both"]
+        );
+
+        let text = format!("{FACTOR_HEADER}C1,,,123456,,1234 AB,,\nC2,,,234567,,,12,\n");
+        assert_eq!(
+            problems_with(&text, &settings(CheckDigit::None, 4)),
+            vec![
+                "customers.csv:2: house_number: is empty, but postcode is set; a caller enters both",
+                "customers.csv:3: postcode: is empty, but house_number is set; a caller enters both",
+            ]
+        );
+    }
+
+    #[test]
+    fn postcode_and_house_number_checked() {
+        let text = format!(
+            "{FACTOR_HEADER}C1,,,123456,,12345,1,\nC2,,,234567,,0123 AB,1,\nC3,,,345678,,1234 AB,a12,\nC4,,,456789,,1234 AB,123456,\nC5,,,567890,,1234 AB,0,\n"
+        );
+        let problems = problems_with(&text, &settings(CheckDigit::None, 4));
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert!(problems[0].starts_with("customers.csv:2: postcode: is not a Dutch postcode"));
+        assert!(problems[1]
+            .starts_with("customers.csv:3: postcode: the postcode digits are below 1000"));
+        assert!(
+            problems[2].starts_with("customers.csv:4: house_number: must start with 1 to 5 digits")
+        );
+        assert!(
+            problems[3].starts_with("customers.csv:5: house_number: must start with 1 to 5 digits")
+        );
+        assert!(problems[4].starts_with("customers.csv:6: postcode: the house number is 0"));
+    }
+
+    #[test]
+    fn date_of_birth_checked_without_echo() {
+        let text = format!(
+            "{FACTOR_HEADER}C1,,,123456,31-02-1985,,,\nC2,,,234567,2030-01-01,,,\nC3,,,345678,14/03/1985,,,\nC4,,,456789,01-01-1899,,,\n"
+        );
+        let problems = problems_with(&text, &settings(CheckDigit::None, 4));
+        assert_eq!(
+            problems,
+            vec![
+                "customers.csv:2: date_of_birth: is not a calendar date; check day and month",
+                "customers.csv:3: date_of_birth: the date of birth is in the future",
+                "customers.csv:4: date_of_birth: is not a date; write DD-MM-YYYY or YYYY-MM-DD",
+                "customers.csv:5: date_of_birth: the year of birth is before 1900",
+            ]
+        );
+    }
+
+    #[test]
+    fn contract_check_digit_enforced() {
+        // 79927398713 passes the Luhn check; 79927398710 does not.
+        let text = format!("{HEADER}C1,,,79927398713\nC2,,,79927398710\n");
+        let problems = problems_with(&text, &settings(CheckDigit::Luhn, 4));
+        assert_eq!(
+            problems,
+            vec!["customers.csv:3: contracts: item 1: the contract number fails its luhn check digit (flow.contract_check_digit), so a caller could never enter it"]
+        );
+    }
+
+    #[test]
+    fn duplicate_optional_column_rejected() {
+        let text =
+            "customer_id,phones,mobile,contracts,date_of_birth,date_of_birth\nC1,,,123456,,\n";
+        assert_eq!(
+            problems(text),
+            vec!["customers.csv:1: date_of_birth: column appears twice"]
+        );
+    }
+
+    #[test]
+    fn example_file_has_factors() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/customers.example.csv");
+        let settings = settings(CheckDigit::None, 4);
+        let customers = load_customers_with_settings(&path, &settings, &hasher()).unwrap();
+        assert!(customers.len() >= 3);
+        for customer in &customers {
+            assert!(customer.date_of_birth.is_some(), "{}", customer.customer_id);
+            assert!(customer.postcode.is_some(), "{}", customer.customer_id);
+            assert!(
+                customer.iban_last_digits.is_some(),
+                "{}",
+                customer.customer_id
+            );
+        }
+        assert!(customers.iter().any(|c| c.mobile_e164.is_none()));
+        assert!(customers.iter().any(|c| c.mobile_e164.is_some()));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Keyed hashes (HMAC-SHA-256 with a secret pepper) of knowledge factors.
 //!
-//! Contract numbers and phone numbers are stored and compared only as keyed
-//! hashes. Without the pepper, a leaked store cannot be reversed by hashing
-//! every possible contract number, which a plain SHA-256 would allow because
-//! the input space is small (about 10^8 for an 8-digit contract number).
+//! Contract numbers, phone numbers and the other knowledge factors are
+//! stored and compared only as keyed hashes. Without the pepper, a leaked
+//! store cannot be reversed by hashing every possible value. A plain SHA-256
+//! would allow that, because the input spaces are small: about 10^8 for an
+//! 8-digit contract number and about 45 000 for a date of birth.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -26,7 +27,13 @@ pub enum HashPurpose {
     PhoneNumber,
     /// A customer id, hashed into the pseudonymous `sub` claim of a token.
     CustomerReference,
-    /// A one-time code sent by SMS, six digits.
+    /// A date of birth as DDMMYYYY.
+    DateOfBirth,
+    /// Postcode digits and house number as `1234:12`.
+    Postcode,
+    /// The last digits of an IBAN (`factors.iban_last_digits` of them).
+    IbanLastDigits,
+    /// A one-time code sent by SMS, digits only.
     OneTimeCode,
 }
 
@@ -38,6 +45,9 @@ impl HashPurpose {
             HashPurpose::ContractNumber => b"ivr-verify/contract-number/v1",
             HashPurpose::PhoneNumber => b"ivr-verify/phone-number/v1",
             HashPurpose::CustomerReference => b"ivr-verify/customer-reference/v1",
+            HashPurpose::DateOfBirth => b"ivr-verify/date-of-birth/v1",
+            HashPurpose::Postcode => b"ivr-verify/postcode/v1",
+            HashPurpose::IbanLastDigits => b"ivr-verify/iban-last-digits/v1",
             HashPurpose::OneTimeCode => b"ivr-verify/one-time-code/v1",
         }
     }
@@ -165,6 +175,25 @@ mod tests {
         let contract = hasher.hash(HashPurpose::ContractNumber, "31612345601");
         let phone = hasher.hash(HashPurpose::PhoneNumber, "31612345601");
         assert_ne!(contract, phone);
+    }
+
+    #[test]
+    fn every_purpose_has_own_label() {
+        let purposes = [
+            HashPurpose::ContractNumber,
+            HashPurpose::PhoneNumber,
+            HashPurpose::CustomerReference,
+            HashPurpose::DateOfBirth,
+            HashPurpose::Postcode,
+            HashPurpose::IbanLastDigits,
+            HashPurpose::OneTimeCode,
+        ];
+        let hasher = hasher(7);
+        let hashes: std::collections::HashSet<KeyedHash> = purposes
+            .iter()
+            .map(|purpose| hasher.hash(*purpose, "1234"))
+            .collect();
+        assert_eq!(hashes.len(), purposes.len());
     }
 
     #[test]
