@@ -9,6 +9,7 @@
 mod call;
 mod ports;
 mod sip_task;
+mod steps;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,11 +19,12 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 
-use crate::config::{load_or_create_pepper, Config, ConfigErrors, Problem};
-use crate::flow::FlowConfig;
-use crate::media::prompts::{Language, PromptLibrary};
-use crate::store::{MemoryStore, Store};
-use crate::verify::customers::{load_customers, CustomerFileOptions};
+use crate::config::{check_prompt_catalog, load_or_create_pepper, Config, ConfigErrors, Problem};
+use crate::media::prompts::PromptLibrary;
+use crate::sms::SmsSender;
+use crate::store::{open_store, Store};
+use crate::verify::customers::{load_customers_with_settings, CustomerFileSettings};
+use crate::verify::factors::Date;
 use crate::verify::keyed_hash::KeyedHasher;
 use crate::verify::token::TokenSigner;
 
@@ -30,16 +32,16 @@ pub use ports::{RtpPorts, RtpSocket};
 
 /// Everything the call tasks share, built once at start-up.
 pub struct Services {
-    /// The loaded configuration.
+    /// The loaded configuration, policy included.
     pub config: Config,
-    /// Limits and timeouts of the call flow, taken from `config.flow`.
-    pub flow_config: FlowConfig,
     /// Every prompt, decoded once into G.711 frames.
     pub prompts: PromptLibrary,
-    /// The language callers hear.
-    pub language: Language,
-    /// Customers, token ids and (later) counters.
+    /// Customers, lockout counters, one-time codes, token ids and audit.
     pub store: Arc<dyn Store>,
+    /// Sends one-time codes through the configured gateways.
+    pub sms: SmsSender,
+    /// Audit records waiting for the store after it failed.
+    pub audit: steps::AuditBacklog,
     /// Signs verification tokens; also serves the JWKS.
     pub signer: Arc<TokenSigner>,
     /// Turns contract and phone numbers into keyed hashes.
@@ -143,12 +145,30 @@ pub fn check(path: &Path, overrides: &Overrides) -> Vec<Problem> {
     }
 
     if let Some(hasher) = hasher {
-        if let Err(errors) = load_customers(
+        if let Err(errors) = load_customers_with_settings(
             &config.customers.file,
-            &customer_file_options(&config),
+            &customer_file_settings(&config),
             &hasher,
         ) {
             problems.extend(errors.problems);
+        }
+    }
+
+    if let Err(error) = SmsSender::from_config(&config.sms) {
+        problems.push(Problem::new(path, None, Some("sms"), error.to_string()));
+    }
+    problems.extend(check_prompt_catalog(&config.prompts.dir.join("catalog.toml")));
+    for line in config.policy.service_lines() {
+        for request_type in &line.menu {
+            let name = format!("request_type_{request_type}");
+            if line.menu.len() > 1 && !PromptLibrary::has_named(&config.prompts.dir, &name) {
+                problems.push(Problem::new(
+                    &config.prompts.dir,
+                    None,
+                    Some("service_lines.menu"),
+                    format!("request type {request_type:?} of service line {:?} has no prompt {name}.wav in every language; add it to prompts/catalog.toml and run prompts/generate", line.name),
+                ));
+            }
         }
     }
 
@@ -161,11 +181,29 @@ pub fn check(path: &Path, overrides: &Overrides) -> Vec<Problem> {
     problems
 }
 
-fn customer_file_options(config: &Config) -> CustomerFileOptions {
-    CustomerFileOptions {
-        default_region: config.customers.default_region,
-        contract_digits: config.flow.contract_min_digits..=config.flow.contract_max_digits,
-    }
+fn customer_file_settings(config: &Config) -> CustomerFileSettings {
+    CustomerFileSettings::from_config(config, Date::from_system_time(std::time::SystemTime::now()))
+}
+
+/// Loads the customers file named by the config and replaces the customers
+/// in `store` with it, as `serve` does at start-up and
+/// `ivr-verify customers import` does on demand.
+pub async fn import_customers(
+    config: &Config,
+    file: &Path,
+    store: &dyn Store,
+) -> Result<usize, String> {
+    let (pepper, _) = load_or_create_pepper(&config.secrets.pepper_file)
+        .map_err(|error| Problem::new(&config.secrets.pepper_file, None, None, error.to_string()).to_string())?;
+    let hasher = KeyedHasher::new(&pepper).map_err(|error| error.to_string())?;
+    let customers = load_customers_with_settings(file, &customer_file_settings(config), &hasher)
+        .map_err(|errors| errors.to_string())?;
+    let count = customers.len();
+    store
+        .replace_customers(customers)
+        .await
+        .map_err(|error| format!("{}: importing customers failed: {error}", file.display()))?;
+    Ok(count)
 }
 
 /// Loads secrets, customers and prompts: everything a call needs.
@@ -190,26 +228,31 @@ async fn build_services(config: Config) -> Result<Services, StartError> {
     }
     let signer = signer.with_issuer_audience(&config.token.issuer, &config.token.audience);
 
-    let customers = load_customers(
+    let store = open_store(&config.store)
+        .await
+        .map_err(|error| StartError::Invalid(format!("store: {error}")))?;
+    let customers = load_customers_with_settings(
         &config.customers.file,
-        &customer_file_options(&config),
+        &customer_file_settings(&config),
         &hasher,
     )
     .map_err(|errors| StartError::Invalid(errors.to_string()))?;
     let customer_count = customers.len();
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     store
         .replace_customers(customers)
         .await
         .map_err(|error| invalid(&config.customers.file, &error))?;
     tracing::info!(customers = customer_count, path = %config.customers.file.display(), "customers loaded");
 
+    let sms = SmsSender::from_config(&config.sms)
+        .map_err(|error| StartError::Invalid(format!("sms: {error}")))?;
+
     let prompts = PromptLibrary::load(&config.prompts.dir)
         .map_err(|error| invalid(&config.prompts.dir, &error))?;
 
     Ok(Services {
-        flow_config: config.flow.clone(),
-        language: config.prompts.language,
+        sms,
+        audit: steps::AuditBacklog::default(),
         rtp_ports: RtpPorts::new(
             config.media.address,
             config.media.rtp_port_min,

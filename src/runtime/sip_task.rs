@@ -261,6 +261,24 @@ impl SipTask {
             "incoming call"
         );
 
+        let config = &self.services.config;
+        let dialled = dialled_number(&incoming.request_uri)
+            .and_then(|number| to_e164(&number, config.customers.default_region).ok());
+        let line = config.policy.service_line_for(dialled.as_deref());
+        let plan = CallPlan {
+            menu: line
+                .menu
+                .iter()
+                .filter_map(|name| {
+                    let level = config.policy.level_for(name)?;
+                    Some((name.clone(), level.rule.clone()))
+                })
+                .collect(),
+            iban_last_digits: config.factors.iban_last_digits,
+        };
+        let language = line.language;
+        tracing::info!(call_id = %incoming.call_id, service_line = %line.name, %language, "service line selected");
+
         if let Err(error) =
             self.endpoint
                 .accept_call(now, call, negotiated.answer.clone().into_bytes())

@@ -13,7 +13,7 @@ use crate::flow::{CodeDelivery, EntryCheck, EntryDigits, StopReason, Verificatio
 use crate::media::prompts::Language;
 use crate::store::{AttemptDecision, AuditRecord, CustomerRecord, FactorResult, OtpCheck, Reservation, Store, StoreError};
 use crate::verify::caller_id::{mask_number, CallerNumber};
-use crate::verify::factors::normalise_entry;
+use crate::verify::factors::{normalise_entry, Date};
 use crate::verify::keyed_hash::{HashPurpose, KeyedHash};
 use crate::verify::otp;
 use crate::verify::policy::{amr, highest_level_reached, Factor};
@@ -53,7 +53,12 @@ pub async fn check_entry(
     factor: Factor,
     digits: &EntryDigits,
 ) -> (EntryCheck, Option<CustomerRecord>) {
-    let normalised = match normalise_entry(factor, digits.expose(), &services.factor_settings) {
+    let normalised = match normalise_entry(
+        factor,
+        digits.expose(),
+        &services.config.factors,
+        Date::from_system_time(SystemTime::now()),
+    ) {
         Ok(normalised) => normalised,
         Err(error) => {
             tracing::info!(call_id = %context.call_id, factor = factor.name(), %error, "entry rejected before comparing");
