@@ -647,3 +647,302 @@ impl StreamConnection {
         tracing::debug!(remote = %self.remote, transport = ?self.transport, "SIP connection closed");
     }
 }
+
+#[cfg(test)]
+#[path = "transport_sipp_tests.rs"]
+mod sipp_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use tokio_rustls::TlsConnector;
+
+    /// Upper bound on any single wait, so a broken transport fails the test instead of hanging it.
+    const WAIT: Duration = Duration::from_secs(5);
+
+    const OPTIONS: &str = "OPTIONS sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n";
+
+    async fn next(inbound: &mut mpsc::Receiver<Inbound>) -> Inbound {
+        tokio::time::timeout(WAIT, inbound.recv())
+            .await
+            .expect("an inbound item within the wait")
+            .expect("the inbound channel is open")
+    }
+
+    async fn start(
+        listeners: SipListeners,
+    ) -> (
+        Transports,
+        mpsc::Receiver<Inbound>,
+        Vec<(Transport, SocketAddr)>,
+    ) {
+        let bound = listeners.bind().await.expect("listeners bind on loopback");
+        let addresses = bound.local_addrs();
+        let (transports, inbound) = Transports::start(bound, 65_535);
+        (transports, inbound, addresses)
+    }
+
+    fn reply(
+        connection: ConnectionId,
+        transport: Transport,
+        local: SocketAddr,
+        destination: SocketAddr,
+        payload: &[u8],
+    ) -> Transmit {
+        Transmit {
+            transport,
+            local,
+            destination,
+            connection: Some(connection),
+            payload: payload.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn tcp_frames_messages_and_replies_on_connection() {
+        let (mut transports, mut inbound, addresses) = start(SipListeners {
+            tcp: vec!["127.0.0.1:0".parse().unwrap()],
+            ..SipListeners::default()
+        })
+        .await;
+        let (_, server) = addresses[0];
+        let mut client = TcpStream::connect(server).await.unwrap();
+        client
+            .write_all(format!("{OPTIONS}{OPTIONS}").as_bytes())
+            .await
+            .unwrap();
+
+        let opened = next(&mut inbound).await;
+        let Inbound::Opened {
+            connection,
+            transport,
+            remote,
+            ..
+        } = &opened
+        else {
+            panic!("expected Opened, got {opened:?}");
+        };
+        let (connection, remote) = (*connection, *remote);
+        assert_eq!(*transport, Transport::Tcp);
+        assert_eq!(remote, client.local_addr().unwrap());
+        transports.track(&opened);
+
+        for _ in 0..2 {
+            let Inbound::Message { received, bytes } = next(&mut inbound).await else {
+                panic!("expected a message");
+            };
+            assert_eq!(bytes, OPTIONS.as_bytes());
+            assert_eq!(received.transport, Transport::Tcp);
+            assert_eq!(received.connection, Some(connection));
+            assert_eq!(received.local, server);
+        }
+
+        let response = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+        transports
+            .send(reply(connection, Transport::Tcp, server, remote, response))
+            .await;
+        let mut buffer = vec![0u8; response.len()];
+        tokio::time::timeout(WAIT, client.read_exact(&mut buffer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(buffer, response);
+    }
+
+    #[tokio::test]
+    async fn tcp_unframed_message_gets_reply_then_close() {
+        let (mut transports, mut inbound, addresses) = start(SipListeners {
+            tcp: vec!["127.0.0.1:0".parse().unwrap()],
+            ..SipListeners::default()
+        })
+        .await;
+        let (_, server) = addresses[0];
+        let mut client = TcpStream::connect(server).await.unwrap();
+        client
+            .write_all(
+                b"OPTIONS sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\r\n",
+            )
+            .await
+            .unwrap();
+
+        let opened = next(&mut inbound).await;
+        transports.track(&opened);
+        let Inbound::Unframed {
+            received,
+            header,
+            error,
+        } = next(&mut inbound).await
+        else {
+            panic!("expected Unframed");
+        };
+        assert_eq!(error, FramingError::MissingContentLength);
+        assert!(header.is_some());
+        let connection = received.connection.unwrap();
+
+        let response = b"SIP/2.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+        transports
+            .send(reply(
+                connection,
+                Transport::Tcp,
+                server,
+                received.source,
+                response,
+            ))
+            .await;
+        transports.close(connection);
+
+        let mut everything = Vec::new();
+        tokio::time::timeout(WAIT, client.read_to_end(&mut everything))
+            .await
+            .expect("the server closes the connection")
+            .unwrap();
+        assert_eq!(everything, response);
+        assert!(matches!(next(&mut inbound).await, Inbound::Closed { .. }));
+    }
+
+    #[tokio::test]
+    async fn tcp_keepalive_gets_crlf() {
+        let (_transports, mut inbound, addresses) = start(SipListeners {
+            tcp: vec!["127.0.0.1:0".parse().unwrap()],
+            ..SipListeners::default()
+        })
+        .await;
+        let mut client = TcpStream::connect(addresses[0].1).await.unwrap();
+        client.write_all(b"\r\n\r\n").await.unwrap();
+        let _opened = next(&mut inbound).await;
+        let mut pong = [0u8; 2];
+        tokio::time::timeout(WAIT, client.read_exact(&mut pong))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&pong, b"\r\n");
+    }
+
+    #[tokio::test]
+    async fn udp_over_ipv6_names_its_listener() {
+        let (mut transports, mut inbound, addresses) = start(SipListeners {
+            udp: vec!["[::1]:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()],
+            ..SipListeners::default()
+        })
+        .await;
+        let (_, server) = addresses[0];
+        let client = UdpSocket::bind("[::1]:0").await.unwrap();
+        client.send_to(OPTIONS.as_bytes(), server).await.unwrap();
+
+        let Inbound::Message { received, bytes } = next(&mut inbound).await else {
+            panic!("expected a message");
+        };
+        assert_eq!(bytes, OPTIONS.as_bytes());
+        assert_eq!(received.local, server);
+        assert_eq!(received.source, client.local_addr().unwrap());
+
+        transports
+            .send(Transmit {
+                transport: Transport::Udp,
+                local: server,
+                destination: received.source,
+                connection: None,
+                payload: b"pong".to_vec(),
+            })
+            .await;
+        let mut buffer = [0u8; 16];
+        let (length, from) = tokio::time::timeout(WAIT, client.recv_from(&mut buffer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(buffer.get(..length), Some(&b"pong"[..]));
+        assert_eq!(from, server);
+    }
+
+    #[tokio::test]
+    async fn tls_listener_serves_sips() {
+        let directory = tempfile::tempdir().unwrap();
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let certificate_file = directory.path().join("sip.crt");
+        let key_file = directory.path().join("sip.key");
+        std::fs::write(&certificate_file, certified.cert.pem()).unwrap();
+        std::fs::write(&key_file, certified.key_pair.serialize_pem()).unwrap();
+
+        let (mut transports, mut inbound, addresses) = start(SipListeners {
+            tls: vec!["127.0.0.1:0".parse().unwrap()],
+            tls_certificate_file: Some(certificate_file),
+            tls_private_key_file: Some(key_file),
+            ..SipListeners::default()
+        })
+        .await;
+        let (transport, server) = addresses[0];
+        assert_eq!(transport, Transport::Tls);
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(certified.cert.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client_config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = TlsConnector::from(Arc::new(client_config));
+        let tcp = TcpStream::connect(server).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut client = tokio::time::timeout(WAIT, connector.connect(name, tcp))
+            .await
+            .unwrap()
+            .expect("the TLS handshake succeeds");
+        client.write_all(OPTIONS.as_bytes()).await.unwrap();
+
+        let opened = next(&mut inbound).await;
+        transports.track(&opened);
+        let Inbound::Message { received, bytes } = next(&mut inbound).await else {
+            panic!("expected a message");
+        };
+        assert_eq!(bytes, OPTIONS.as_bytes());
+        assert_eq!(received.transport, Transport::Tls);
+
+        let response = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+        transports
+            .send(reply(
+                received.connection.unwrap(),
+                Transport::Tls,
+                server,
+                received.source,
+                response,
+            ))
+            .await;
+        let mut buffer = vec![0u8; response.len()];
+        tokio::time::timeout(WAIT, client.read_exact(&mut buffer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(buffer, response);
+    }
+
+    #[tokio::test]
+    async fn tls_without_key_file_is_rejected() {
+        let error = SipListeners {
+            tls: vec!["127.0.0.1:0".parse().unwrap()],
+            tls_certificate_file: Some(PathBuf::from("/nonexistent/sip.crt")),
+            ..SipListeners::default()
+        }
+        .bind()
+        .await
+        .err()
+        .expect("binding fails");
+        assert!(
+            matches!(error, TransportError::MissingTlsFile { .. }),
+            "{error}"
+        );
+
+        let error = SipListeners {
+            tls: vec!["127.0.0.1:0".parse().unwrap()],
+            tls_certificate_file: Some(PathBuf::from("/nonexistent/sip.crt")),
+            tls_private_key_file: Some(PathBuf::from("/nonexistent/sip.key")),
+            ..SipListeners::default()
+        }
+        .bind()
+        .await
+        .err()
+        .expect("binding fails");
+        assert!(matches!(error, TransportError::ReadPem { .. }), "{error}");
+    }
+}

@@ -406,7 +406,13 @@ impl Endpoint {
         let call = Call {
             call_id: request.call_id.clone(),
             state: CallState::Offered,
-            route: destination,
+            // Requests we send in the dialog go to where the INVITE came
+            // from, which differs from the reply address of a UDP request
+            // without rport.
+            route: Route {
+                destination: source,
+                ..destination
+            },
             secure: request
                 .request_uri
                 .get(..5)
