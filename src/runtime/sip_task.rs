@@ -321,7 +321,7 @@ impl SipTask {
             return;
         };
         if let Err(error) = self.endpoint.answer_reoffer(Instant::now(), call, answer) {
-            tracing::warn!(?call, %error, "answering the re-INVITE failed");
+            tracing::warn!(?call, %error, "sending 200 OK to the re-INVITE failed");
         }
     }
 

@@ -20,7 +20,7 @@ use crate::sip::{
     ConnectionId, FramingError, Received, StreamFrame, StreamFramer, Transmit, Transport,
 };
 
-/// Where the service listens for SIP, per transport.
+/// Listen addresses for SIP, per transport, and the TLS certificate.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SipListeners {
     /// UDP sockets, IPv4 or IPv6.
@@ -35,7 +35,7 @@ pub struct SipListeners {
     pub tls_private_key_file: Option<PathBuf>,
 }
 
-/// Why the SIP listeners could not be started.
+/// Failure to start the SIP listeners.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error(
@@ -80,7 +80,7 @@ const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// send a request or response.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What a socket or connection task tells the SIP task.
+/// Item from a socket or connection task to the SIP task.
 #[derive(Debug)]
 pub(crate) enum Inbound {
     /// A UDP datagram, or a message framed from a stream.
@@ -102,7 +102,7 @@ pub(crate) enum Inbound {
     Closed { connection: ConnectionId },
 }
 
-/// What the SIP task asks of a connection task.
+/// Command from the SIP task to a connection task.
 #[derive(Debug)]
 pub(crate) enum Outbound {
     /// Write these bytes.
@@ -111,7 +111,7 @@ pub(crate) enum Outbound {
     Close,
 }
 
-/// An open TCP or TLS connection as the SIP task sees it.
+/// An open TCP or TLS connection, as tracked by the SIP task.
 #[derive(Debug)]
 struct Connection {
     /// TCP or TLS.

@@ -9,7 +9,7 @@ use crate::sip::{EdgePolicy, EndCause, Endpoint, EndpointConfig, Event, Transpor
 
 use super::{Inbound, SipListeners, Transports};
 
-/// Longest time the call may take; sipp's own `-timeout` is shorter.
+/// Maximum time the call may take. sipp's own `-timeout` is shorter.
 const CALL_DEADLINE: Duration = Duration::from_secs(30);
 
 const SDP_ANSWER: &[u8] = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";

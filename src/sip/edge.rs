@@ -23,7 +23,7 @@ pub const DEFAULT_SCANNER_USER_AGENTS: &[&str] = &[
     "vaxsipuseragent",
 ];
 
-/// What happens to a call attempt from a source outside the trusted peers.
+/// Treatment of a call attempt from a source outside the trusted peers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UntrustedAction {
     /// Answer the INVITE with 403 Forbidden; other requests are handled as usual.
@@ -49,14 +49,15 @@ pub struct EdgePolicy {
     /// Remote-Party-ID are believed. Default: empty, so no source may start a
     /// call until the deployment names its carrier, SBC or PBX.
     pub trusted_peers: Vec<IpNet>,
-    /// What an untrusted source gets for an INVITE. Default: `Reject` (403).
+    /// Treatment of an INVITE from an untrusted source. Default: `Reject` (403).
     pub untrusted_action: UntrustedAction,
     /// Rate limit per untrusted source IP. Default: 10 requests/s, burst 20,
     /// which leaves room for OPTIONS probes and a few retransmissions.
     pub untrusted_rate: RateLimit,
     /// Rate limit per trusted source IP. Default: 500 requests/s, burst 1000.
     /// An SBC carries every caller's traffic, so this must exceed the peak
-    /// call rate times the about 6 requests of one call.
+    /// call rate times the messages of one call (an estimate of 6 to 10:
+    /// INVITE, ACK, REFER, NOTIFY, BYE, responses and retransmissions).
     pub trusted_rate: RateLimit,
     /// Calls that may be offered or active at once; beyond it an INVITE gets
     /// 503 with Retry-After. Default: 200.

@@ -3,7 +3,7 @@
 //! The endpoint accepts or rejects INVITEs (as a UAS) and sends BYE and REFER
 //! inside the dialogs it created, over UDP, TCP or TLS. It applies the edge
 //! policy (trusted peers, rate limits, call limit, scanner filter) to every
-//! received message before any transaction sees it.
+//! received message before any transaction handles it.
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
@@ -212,7 +212,7 @@ pub struct Endpoint {
     fallback_token_counter: Cell<u64>,
     /// Token buckets per source IP, applied before a message is parsed.
     rate_limiter: RateLimiter,
-    /// What the edge policy turned away so far.
+    /// Counts of what the edge policy turned away so far.
     counters: EdgeCounters,
     /// Set by `set_draining`: new INVITEs get 503 so a load balancer picks another node.
     draining: bool,

@@ -98,7 +98,7 @@ pub(crate) enum ServerKind {
 pub(crate) struct ServerTransaction {
     /// INVITE or non-INVITE behaviour.
     pub kind: ServerKind,
-    /// Where responses go (RFC 3261 §18.2.2): the connection the request
+    /// Path of the responses (RFC 3261 §18.2.2): the connection the request
     /// came in on, or on UDP its source address and Via port.
     pub route: Route,
     /// The request, kept so that a later final response can copy its headers.
@@ -150,7 +150,7 @@ pub(crate) struct ClientTransaction {
     pub purpose: ClientPurpose,
     /// Serialised request, resent on Timer E.
     pub request: Vec<u8>,
-    /// Where the request goes: the dialog's route.
+    /// Path of the request: the dialog's route.
     pub route: Route,
     /// Current state.
     pub state: ClientState,

@@ -1,4 +1,4 @@
-//! SIP transports as the endpoint sees them (RFC 3261 §18): which transport
+//! SIP transports from the endpoint's side (RFC 3261 §18): which transport
 //! a message came in on, where a reply must go, and the framing of a byte
 //! stream (TCP or TLS) into messages by Content-Length.
 //!
@@ -49,7 +49,7 @@ impl Transport {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConnectionId(pub u64);
 
-/// Where a message came from: the input half of every `Endpoint::handle_message` call.
+/// Origin of a received message, passed with every `Endpoint::handle_message` call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Received {
     /// Transport the message came in on.
@@ -63,7 +63,7 @@ pub struct Received {
     pub connection: Option<ConnectionId>,
 }
 
-/// How a message leaves the endpoint: transport, local listener, destination
+/// Path of an outgoing message: transport, local listener, destination
 /// and, on TCP and TLS, the connection to use first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Route {
@@ -82,7 +82,7 @@ pub(crate) struct Route {
 pub enum StreamFrame {
     /// A complete SIP message: header section, empty line and Content-Length body bytes.
     Message(Vec<u8>),
-    /// A double-CRLF keep-alive ping (RFC 5626 §4.4.1); the runtime answers with one CRLF.
+    /// A double-CRLF keep-alive ping (RFC 5626 §4.4.1); the runtime replies with one CRLF.
     KeepAlive,
     /// The stream cannot be framed any further. The runtime passes `header`
     /// to `Endpoint::reject_unframed` (which sends 400 when a Via can be
@@ -90,12 +90,12 @@ pub enum StreamFrame {
     Invalid {
         /// The header section when one was complete, for the 400 response.
         header: Option<Vec<u8>>,
-        /// Why framing failed.
+        /// Cause of the framing failure.
         error: FramingError,
     },
 }
 
-/// Why a byte stream could not be framed into SIP messages.
+/// Failure to frame a byte stream into SIP messages.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FramingError {
     #[error("no end of the header section within {max} bytes; the connection is closed")]

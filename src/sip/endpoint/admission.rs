@@ -22,7 +22,7 @@ const STATUS_NO_DIALOG: u16 = 481;
 
 /// Status of an INVITE whose Replaces names one of our calls. The IVR never
 /// hands its caller over to a new dialog (an attended transfer into the
-/// IVR, or a call pickup), so it declines; 603 Decline says the refusal is
+/// IVR, or a call pickup), so it declines; 603 Decline marks the refusal as
 /// final without calling the request malformed, and the matched call goes
 /// on untouched.
 const STATUS_DECLINE: u16 = 603;
@@ -36,7 +36,7 @@ const STATUS_INTERVAL_TOO_SMALL: u16 = 422;
 
 impl Endpoint {
     /// Returns whether a request must be dropped unanswered because its
-    /// source is untrusted, the policy says `Drop`, and it belongs to no
+    /// source is untrusted, the policy is `Drop`, and it belongs to no
     /// dialog and no INVITE transaction of ours.
     pub(super) fn drops_untrusted(&self, received: Received, request: &IncomingRequest) -> bool {
         let edge = &self.config.edge;

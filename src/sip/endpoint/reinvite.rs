@@ -21,7 +21,7 @@ pub(crate) const MIN_SESSION_EXPIRES: Duration = Duration::from_secs(90);
 /// smaller of 32 seconds and a third of the session interval).
 const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(32);
 
-/// What the Session-Expires of an INVITE asks of us.
+/// Outcome of the session-timer negotiation of an INVITE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SessionTimerOutcome {
     /// No session timer: none requested, or one we would have to refresh.
@@ -71,7 +71,7 @@ pub(crate) fn negotiate_session_timer(request: &RawMessage) -> SessionTimerOutco
 }
 
 /// Returns the session-timer headers of a 2xx: Session-Expires with the peer
-/// as refresher, and Require: timer, which RFC 4028 §9 asks for when the
+/// as refresher, and Require: timer, which RFC 4028 §9 requires when the
 /// refresher is the UAC.
 pub(crate) fn session_timer_headers(interval: Option<Duration>) -> Vec<(&'static str, String)> {
     match interval {
@@ -173,7 +173,7 @@ impl Endpoint {
                 None => entry.timers.clear(Timer::SessionExpires),
             }
             entry.state = CallState::Answered;
-            tracing::info!(call_id = %entry.call_id, state = "answered", "re-INVITE answered");
+            tracing::info!(call_id = %entry.call_id, state = "answered", "sent 200 OK to the re-INVITE");
         }
         Ok(())
     }

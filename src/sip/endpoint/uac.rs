@@ -29,11 +29,11 @@ impl Endpoint {
         let contact = contact_for(entry.route, entry.secure);
         let route = entry.route;
 
-        // NOTE: requests go to the address and over the transport (and
-        // connection, while open) the INVITE came from, not to the route set
-        // or remote target resolved by RFC 3263: the IVR sits behind a
-        // trusted SBC or PBX that expects them there. A strict route (no ;lr)
-        // is sent as if it were loose.
+        // NOTE: requests go to the address, transport and (while open)
+        // connection the INVITE came from. They do not follow the route set
+        // or the remote target resolved by RFC 3263, because the IVR sits
+        // behind a trusted SBC or PBX that expects them there. A strict
+        // route (no ;lr) is sent as if it were loose.
         let cseq = entry.local_cseq + 1;
         let mut headers: Vec<(&'static str, String)> =
             vec![("Max-Forwards", MAX_FORWARDS.to_string())];
