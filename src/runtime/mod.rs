@@ -10,13 +10,14 @@ mod call;
 mod ports;
 mod sip_task;
 mod steps;
+mod transport;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{check_prompt_catalog, load_or_create_pepper, Config, ConfigErrors, Problem};
@@ -29,6 +30,7 @@ use crate::verify::keyed_hash::KeyedHasher;
 use crate::verify::token::TokenSigner;
 
 pub use ports::{RtpPorts, RtpSocket};
+pub use transport::{BoundListeners, SipListeners, TransportError};
 
 /// Everything the call tasks share, built once at start-up.
 pub struct Services {
@@ -274,12 +276,16 @@ pub async fn serve(path: &Path, overrides: &Overrides) -> Result<(), StartError>
     let services = Arc::new(build_services(config).await?);
 
     let sip_address = services.config.sip.listen;
-    let sip_socket = UdpSocket::bind(sip_address)
-        .await
-        .map_err(|source| StartError::Bind {
-            address: sip_address,
-            source,
-        })?;
+    let sip_listeners = SipListeners {
+        udp: vec![sip_address],
+        ..SipListeners::default()
+    };
+    let sip_bound = sip_listeners.bind().await.map_err(|error| match error {
+        TransportError::Bind {
+            address, source, ..
+        } => StartError::Bind { address, source },
+        other => StartError::Invalid(other.to_string()),
+    })?;
     let http_address = services.config.http.listen;
     let http_listener =
         TcpListener::bind(http_address)
@@ -298,7 +304,7 @@ pub async fn serve(path: &Path, overrides: &Overrides) -> Result<(), StartError>
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let sip = tokio::spawn(sip_task::run(
-        sip_socket,
+        sip_bound,
         Arc::clone(&services),
         shutdown_rx.clone(),
     ));

@@ -1,32 +1,29 @@
-//! The task that owns the SIP socket and the sans-I/O [`Endpoint`].
+//! The task that owns the sans-I/O [`Endpoint`] and drives the SIP transports.
 //!
-//! It moves datagrams and time into the endpoint, sends what the endpoint
-//! queues, answers new calls, and routes dialog events to the call tasks
-//! through channels. Call tasks send their commands back the same way, so
-//! the endpoint has exactly one owner and needs no lock.
+//! It moves received messages and time into the endpoint, sends what the
+//! endpoint queues through [`Transports`], answers new calls, and routes
+//! dialog events to the call tasks through channels. Call tasks send their
+//! commands back the same way, so the endpoint has exactly one owner and
+//! needs no lock.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 use crate::sip::sdp;
-use crate::sip::{CallHandle, Endpoint, EndpointConfig, Event, IncomingCall};
 use crate::flow::CallPlan;
+use crate::sip::{CallHandle, EdgePolicy, Endpoint, EndpointConfig, Event, IncomingCall};
 use crate::verify::caller_id::{determine_caller_number, mask_number, to_e164, CallerNumber};
 
 use super::call::{self, CallCommand, CallNotice, CallSetup};
+use super::transport::{BoundListeners, Inbound, Transports};
 use super::Services;
 
-/// Largest datagram read from the SIP socket. Larger ones are truncated by
-/// the kernel and then rejected by the parser, which is what we want.
-const RECEIVE_BUFFER_BYTES: usize = 65_535;
-
-/// Status for INVITEs that arrive while the service drains for shutdown,
-/// so that a load balancer sends the call to another node.
+/// Status for a call that cannot get an RTP port, so that a load balancer
+/// sends the call to another node.
 const STATUS_SERVICE_UNAVAILABLE: u16 = 503;
 
 /// Status for an offer with no codec we can answer (RFC 3261 §21.4.26).
@@ -35,25 +32,38 @@ const STATUS_NOT_ACCEPTABLE_HERE: u16 = 488;
 /// Runs the SIP side of the service until shutdown is requested and every
 /// call has ended.
 pub async fn run(
-    socket: UdpSocket,
+    listeners: BoundListeners,
     services: Arc<Services>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let local_addr = socket.local_addr()?;
+    let local_addrs = listeners.local_addrs();
+    let Some((_, first_local)) = local_addrs.first().copied() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no SIP listener is configured; set at least one UDP, TCP or TLS address",
+        ));
+    };
+    let edge = EdgePolicy {
+        trusted_peers: services.config.sip.trusted_peers.clone(),
+        ..EdgePolicy::default()
+    };
+    let (transports, mut inbound) = Transports::start(listeners, edge.max_message_bytes);
     let (commands_tx, mut commands_rx) = mpsc::unbounded_channel();
+    tracing::info!(listeners = ?local_addrs, "SIP transports started");
 
     let mut task = SipTask {
-        socket,
+        transports,
         endpoint: Endpoint::new(EndpointConfig {
-            local_addr,
+            local_addr: first_local,
             user_agent: services.config.sip.user_agent.clone(),
+            edge,
         }),
         calls: HashMap::new(),
+        answers: HashMap::new(),
         commands_tx,
         services,
         draining: false,
     };
-    let mut buffer = vec![0u8; RECEIVE_BUFFER_BYTES];
 
     loop {
         let deadline = task.endpoint.poll_timeout();
@@ -65,15 +75,7 @@ pub async fn run(
         };
 
         tokio::select! {
-            received = task.socket.recv_from(&mut buffer) => match received {
-                Ok((length, source)) => {
-                    let datagram = buffer.get(..length).unwrap_or_default();
-                    task.endpoint.handle_datagram(Instant::now(), source, datagram);
-                }
-                // On Linux an ICMP port unreachable from an earlier send
-                // surfaces here; it concerns that peer only.
-                Err(error) => tracing::debug!(%error, "SIP socket receive failed"),
-            },
+            Some(item) = inbound.recv() => task.receive(item).await,
             Some((call, command)) = commands_rx.recv() => {
                 task.apply(call, command);
             }
@@ -82,6 +84,7 @@ pub async fn run(
                 if changed.is_err() || *shutdown.borrow() {
                     tracing::info!(active_calls = task.calls.len(), "draining: new calls get 503");
                     task.draining = true;
+                    task.endpoint.set_draining(true);
                 }
             }
         }
@@ -89,7 +92,8 @@ pub async fn run(
         task.drain_endpoint().await;
 
         if task.draining && task.calls.is_empty() {
-            tracing::info!("all calls ended; SIP task stopped");
+            let counters = task.endpoint.edge_counters();
+            tracing::info!(?counters, "all calls ended; SIP task stopped");
             return Ok(());
         }
     }
@@ -97,8 +101,8 @@ pub async fn run(
 
 /// State of the SIP task; see the module docs.
 struct SipTask {
-    /// The one UDP socket for all SIP traffic.
-    socket: UdpSocket,
+    /// UDP sockets and TCP/TLS connections for all SIP traffic.
+    transports: Transports,
 
     /// Transactions and dialogs of every call.
     endpoint: Endpoint,
@@ -106,30 +110,52 @@ struct SipTask {
     /// Where to send dialog events, per live call.
     calls: HashMap<CallHandle, mpsc::UnboundedSender<CallNotice>>,
 
+    /// Our SDP answer per live call, repeated in the answer to a re-INVITE.
+    answers: HashMap<CallHandle, Vec<u8>>,
+
     /// Cloned into each call task so it can send commands back.
     commands_tx: mpsc::UnboundedSender<(CallHandle, CallCommand)>,
 
     /// Configuration, prompts, store and keys shared with the call tasks.
     services: Arc<Services>,
 
-    /// Set once shutdown was requested: new calls are refused and the task
-    /// ends when the last call has.
+    /// Set once shutdown was requested: the endpoint refuses new calls and
+    /// the task ends when the last call has.
     draining: bool,
 }
 
 impl SipTask {
+    /// Hands one item from the transports to the endpoint.
+    async fn receive(&mut self, item: Inbound) {
+        match item {
+            Inbound::Message { received, bytes } => {
+                self.endpoint
+                    .handle_message(Instant::now(), received, &bytes);
+            }
+            Inbound::Unframed {
+                received,
+                header,
+                error,
+            } => {
+                self.endpoint
+                    .reject_unframed(received, header.as_deref(), &error);
+                // Send the 400 before the close, which the connection task
+                // carries out after the writes queued ahead of it.
+                self.drain_endpoint().await;
+                if let Some(connection) = received.connection {
+                    self.transports.close(connection);
+                }
+            }
+            Inbound::Opened { .. } | Inbound::Closed { .. } => self.transports.track(&item),
+        }
+    }
+
     /// Sends what the endpoint queued and handles its events, until both
     /// queues are empty (handling an event can queue more to send).
     async fn drain_endpoint(&mut self) {
         loop {
             while let Some(transmit) = self.endpoint.poll_transmit() {
-                if let Err(error) = self
-                    .socket
-                    .send_to(&transmit.payload, transmit.destination)
-                    .await
-                {
-                    tracing::warn!(destination = %transmit.destination, %error, "SIP send failed");
-                }
+                self.transports.send(transmit).await;
             }
 
             let Some(event) = self.endpoint.poll_event() else {
@@ -142,11 +168,24 @@ impl SipTask {
     fn handle_event(&mut self, event: Event) {
         match event {
             Event::IncomingCall(incoming) => self.answer(incoming),
-            Event::CallConfirmed { call } => self.notify(call, CallNotice::Confirmed),
+            Event::CallConfirmed { call, .. } => self.notify(call, CallNotice::Confirmed),
             Event::CallEnded { call, cause } => {
                 self.notify(call, CallNotice::Ended);
                 self.calls.remove(&call);
+                self.answers.remove(&call);
                 tracing::debug!(?call, ?cause, "dialog ended");
+            }
+            Event::Reoffer { call, .. } => self.answer_reoffer(call),
+            Event::ReofferConfirmed { call, .. } => {
+                tracing::debug!(?call, "re-INVITE acknowledged");
+            }
+            Event::Info {
+                call, content_type, ..
+            } => {
+                // NOTE: DTMF relayed in INFO is answered 200 but not yet
+                // passed to the call task; the body is not logged because it
+                // may carry digits the caller typed.
+                tracing::debug!(?call, ?content_type, "INFO received");
             }
             Event::TransferAccepted { call } => self.notify(call, CallNotice::TransferAccepted),
             Event::TransferRejected { call, status } => {
@@ -192,16 +231,6 @@ impl SipTask {
     fn answer(&mut self, incoming: IncomingCall) {
         let now = Instant::now();
         let call = incoming.call;
-
-        if self.draining {
-            self.reject(
-                call,
-                &incoming.call_id,
-                STATUS_SERVICE_UNAVAILABLE,
-                "draining",
-            );
-            return;
-        }
 
         // NOTE: an INVITE without an offer (late offer) is refused for now;
         // answering it needs an offer in the 200 and the answer in the ACK.
@@ -279,13 +308,12 @@ impl SipTask {
         let language = line.language;
         tracing::info!(call_id = %incoming.call_id, service_line = %line.name, %language, "service line selected");
 
-        if let Err(error) =
-            self.endpoint
-                .accept_call(now, call, negotiated.answer.clone().into_bytes())
-        {
+        let answer = negotiated.answer.clone().into_bytes();
+        if let Err(error) = self.endpoint.accept_call(now, call, answer.clone()) {
             tracing::warn!(call_id = %incoming.call_id, %error, "answering the call failed");
             return;
         }
+        self.answers.insert(call, answer);
 
         let (notices_tx, notices_rx) = mpsc::unbounded_channel();
         self.calls.insert(call, notices_tx);
@@ -302,6 +330,20 @@ impl SipTask {
             plan,
             language,
         }));
+    }
+
+    /// Answers a re-INVITE with our last SDP answer.
+    fn answer_reoffer(&mut self, call: CallHandle) {
+        // NOTE: hold (sendonly, inactive, c=0.0.0.0) is not negotiated yet:
+        // the answer repeats our last SDP and prompts keep playing. Answering
+        // with the right direction needs offer/answer support in `sdp`.
+        let Some(answer) = self.answers.get(&call).cloned() else {
+            tracing::warn!(?call, "re-INVITE for a call without an SDP answer");
+            return;
+        };
+        if let Err(error) = self.endpoint.answer_reoffer(Instant::now(), call, answer) {
+            tracing::warn!(?call, %error, "sending 200 OK to the re-INVITE failed");
+        }
     }
 
     fn reject(&mut self, call: CallHandle, call_id: &str, status: u16, reason: &str) {

@@ -1,10 +1,10 @@
 //! Dialog state of one call on the UAS side (RFC 3261 §12).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::timer::TimerTable;
 use super::transaction::ServerKey;
+use super::transport::Route;
 
 /// Opaque identifier of one call, handed to the application in
 /// [`crate::sip::Event::IncomingCall`] and used in every command.
@@ -45,6 +45,9 @@ pub(crate) struct Pending2xx {
     pub cseq: u32,
     /// Interval until the next retransmission, doubling up to T2.
     pub retransmit_interval: Duration,
+    /// Whether it answers a re-INVITE, whose ACK emits `ReofferConfirmed`
+    /// instead of `CallConfirmed`.
+    pub reinvite: bool,
 }
 
 /// Key of the dialog index: Call-ID plus both tags (RFC 3261 §12).
@@ -65,8 +68,11 @@ pub(crate) struct Call {
     pub call_id: String,
     /// Current state.
     pub state: CallState,
-    /// Address the INVITE came from; in-dialog requests go there.
-    pub peer: SocketAddr,
+    /// Transport, listener, address and connection the INVITE came in on;
+    /// the requests we send in the dialog take the same way.
+    pub route: Route,
+    /// Whether the INVITE's Request-URI was sips, so our Contact must be too (RFC 3261 §12.1.1).
+    pub secure: bool,
     /// Our To tag, fixed for the dialog so that a retransmitted INVITE gets the same answer.
     pub local_tag: String,
     /// The peer's From tag, if it sent one.
@@ -87,11 +93,17 @@ pub(crate) struct Call {
     pub local_cseq: u32,
     /// Highest CSeq number the peer used, to reject out-of-order requests (RFC 3261 §12.2.2).
     pub remote_cseq: u32,
-    /// SDP body of our last 2xx, sent again in the answer to a re-INVITE.
-    pub last_sdp_answer: Vec<u8>,
+    /// SDP body of our last 2xx (answer or late offer).
+    pub last_sdp: Vec<u8>,
     /// A 2xx waiting for its ACK.
     pub pending_2xx: Option<Pending2xx>,
-    /// Armed timers: Retransmit2xx and H while a 2xx waits for its ACK.
+    /// Server transaction of a re-INVITE that waits for `answer_reoffer`.
+    pub pending_reoffer: Option<ServerKey>,
+    /// Session interval agreed under RFC 4028 with the peer as refresher;
+    /// None when the peer asked for no session timer.
+    pub session_interval: Option<Duration>,
+    /// Armed timers: Retransmit2xx and H while a 2xx waits for its ACK,
+    /// SessionExpires while a session timer runs.
     pub timers: TimerTable,
     /// When the INVITE arrived, for the call duration logged at its end.
     pub started_at: Instant,

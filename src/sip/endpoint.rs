@@ -1,7 +1,9 @@
 //! The sans-I/O user agent endpoint: transactions, dialogs and calls of an IVR.
 //!
 //! The endpoint accepts or rejects INVITEs (as a UAS) and sends BYE and REFER
-//! inside the dialogs it created. It speaks UDP only.
+//! inside the dialogs it created, over UDP, TCP or TLS. It applies the edge
+//! policy (trusted peers, rate limits, call limit, scanner filter) to every
+//! received message before any transaction handles it.
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
@@ -11,17 +13,23 @@ use std::time::Instant;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::call::{Call, CallHandle, CallState, DialogKey, Pending2xx};
+use super::edge::{EdgeCounters, EdgePolicy, RateLimiter};
 use super::message::{
-    build_response, split_header_values, IncomingRequest, IncomingResponse, RawMessage,
-    ResponseParts,
+    build_response, split_header_values, IncomingRequest, IncomingResponse, MessageError,
+    RawMessage, ResponseParts,
 };
 use super::timer::{Timer, TimerTable, T1, TIMEOUT_64_T1};
 use super::transaction::{
     ClientPurpose, ClientTransaction, InviteServerState, ServerKey, ServerKind, ServerTransaction,
 };
+use super::transport::{ConnectionId, FramingError, Received, Route, Transport};
 
 /// Methods this endpoint implements, sent in Allow (RFC 3261 §20.5).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO";
+
+/// Option tags this endpoint supports, sent in Supported (RFC 3261 §20.37).
+/// `timer` is the session timer of RFC 4028.
+pub const SUPPORTED: &str = "timer";
 
 /// Max-Forwards of the requests we send (RFC 3261 §8.1.1.6 recommends 70).
 const MAX_FORWARDS: &str = "70";
@@ -32,18 +40,29 @@ const DEFAULT_SIP_PORT: u16 = 5060;
 /// Configuration of an [`Endpoint`].
 #[derive(Clone, Debug)]
 pub struct EndpointConfig {
-    /// Address put in Via/Contact of what we send (the SIP listen address).
+    /// UDP listener assumed by [`Endpoint::handle_datagram`], which predates
+    /// several transports. [`Endpoint::handle_message`] names the listener per message.
     pub local_addr: SocketAddr,
     /// Value of the User-Agent / Server header.
     pub user_agent: String,
+    /// Trusted peers, rate and call limits, scanner filter.
+    pub edge: EdgePolicy,
 }
 
-/// A datagram the driver must send.
+/// A message the driver must send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct Transmit {
+    /// Transport to send on.
+    pub transport: Transport,
+    /// Our listener address: on UDP the socket to send from.
+    pub local: SocketAddr,
     /// Destination address.
     pub destination: SocketAddr,
+    /// On TCP and TLS, the connection to write to while it is open. When it
+    /// has closed, or is None, the driver opens a connection to `destination`
+    /// (RFC 3261 §18.2.2).
+    pub connection: Option<ConnectionId>,
     /// The complete SIP message.
     pub payload: Vec<u8>,
 }
@@ -61,6 +80,8 @@ pub enum EndCause {
     HungUp,
     /// The application rejected the call with a final non-2xx response.
     Rejected,
+    /// The session interval (RFC 4028) passed without a refresh; we sent BYE.
+    SessionExpired,
 }
 
 /// A new call offered to the application.
@@ -72,6 +93,8 @@ pub struct IncomingCall {
     pub call_id: String,
     /// Address the INVITE came from.
     pub source: SocketAddr,
+    /// Transport the INVITE came in on; the dialog's requests use it too.
+    pub transport: Transport,
     /// Request-URI, as text: the dialled number or service address.
     pub request_uri: String,
     /// From header value (name-addr) as received.
@@ -80,9 +103,14 @@ pub struct IncomingCall {
     pub to: String,
     /// Each P-Asserted-Identity value; RFC 3325 allows one sip and one tel URI.
     pub p_asserted_identity: Vec<String>,
+    /// Each Remote-Party-ID value (draft-ietf-sip-privacy-04, still sent by
+    /// older PBXs), to be believed only from a trusted peer like P-Asserted-Identity.
+    pub remote_party_id: Vec<String>,
     /// Raw Privacy header value (RFC 3323), if present.
     pub privacy: Option<String>,
-    /// INVITE body when Content-Type is application/sdp.
+    /// INVITE body when Content-Type is application/sdp. None is a late
+    /// offer: the application passes its own offer to `accept_call` and gets
+    /// the answer in `CallConfirmed`.
     pub sdp_offer: Option<Vec<u8>>,
 }
 
@@ -91,8 +119,32 @@ pub struct IncomingCall {
 pub enum Event {
     /// A new INVITE outside any dialog; 100 Trying has already been queued.
     IncomingCall(IncomingCall),
-    /// The ACK for our 2xx arrived.
-    CallConfirmed { call: CallHandle },
+    /// The ACK for our 2xx to the initial INVITE arrived. `ack_sdp` is its
+    /// SDP body: the answer to our offer after a late-offer INVITE.
+    CallConfirmed {
+        call: CallHandle,
+        ack_sdp: Option<Vec<u8>>,
+    },
+    /// A re-INVITE arrived (hold, resume, new media or a session refresh) and
+    /// got 100 Trying. The application must call `answer_reoffer`. `sdp` is
+    /// None when the re-INVITE carries no offer; the application then sends
+    /// an offer and the answer arrives in `ReofferConfirmed`.
+    Reoffer {
+        call: CallHandle,
+        sdp: Option<Vec<u8>>,
+    },
+    /// The ACK for our 2xx to a re-INVITE arrived, with its SDP body if any.
+    ReofferConfirmed {
+        call: CallHandle,
+        ack_sdp: Option<Vec<u8>>,
+    },
+    /// An INFO arrived in the dialog and was answered 200 (DTMF relay and
+    /// similar); `content_type` is its media type in lower case.
+    Info {
+        call: CallHandle,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    },
     /// The call is over for any reason; no more events for this handle follow.
     CallEnded { call: CallHandle, cause: EndCause },
     /// REFER answered 2xx.
@@ -126,9 +178,11 @@ pub enum EndpointError {
     InvalidUri { header: &'static str },
     #[error("the remote target (Contact of the INVITE) of call {call:?} is not a SIP URI, so no request can be sent")]
     InvalidRemoteTarget { call: CallHandle },
+    #[error("call {call:?} has no re-INVITE waiting for an answer")]
+    NoPendingReoffer { call: CallHandle },
 }
 
-/// A sans-I/O SIP user agent for an IVR (RFC 3261, UDP only).
+/// A sans-I/O SIP user agent for an IVR (RFC 3261 over UDP, TCP and TLS).
 ///
 /// After every call of a `handle_*` method or a command, the driver drains
 /// [`Endpoint::poll_transmit`] and [`Endpoint::poll_event`] until they return
@@ -156,6 +210,12 @@ pub struct Endpoint {
     random: SystemRandom,
     /// Counter for tags and branches if the OS random source fails.
     fallback_token_counter: Cell<u64>,
+    /// Token buckets per source IP, applied before a message is parsed.
+    rate_limiter: RateLimiter,
+    /// Counts of what the edge policy turned away so far.
+    counters: EdgeCounters,
+    /// Set by `set_draining`: new INVITEs get 503 so a load balancer picks another node.
+    draining: bool,
 }
 
 impl Endpoint {
@@ -172,19 +232,48 @@ impl Endpoint {
             next_handle: 1,
             random: SystemRandom::new(),
             fallback_token_counter: Cell::new(0),
+            rate_limiter: RateLimiter::default(),
+            counters: EdgeCounters::default(),
+            draining: false,
         }
     }
 
-    /// Feeds one received UDP datagram (driver calls it on every recv).
-    ///
-    /// Malformed requests get 400 (505 for a wrong version, 416 for an
-    /// unsupported URI scheme) when their Via can be read, and are dropped
-    /// otherwise. Malformed responses are dropped.
+    /// Feeds one UDP datagram received on `config.local_addr`; the same as
+    /// [`Endpoint::handle_message`] with that listener.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
-        let mut raw = match RawMessage::frame(datagram) {
+        let received = Received {
+            transport: Transport::Udp,
+            local: self.config.local_addr,
+            source,
+            connection: None,
+        };
+        self.handle_message(now, received, datagram);
+    }
+
+    /// Feeds one received message: a UDP datagram, or a message framed from a
+    /// TCP or TLS stream by [`crate::sip::StreamFramer`]. The driver calls it
+    /// for every message.
+    ///
+    /// Messages over the rate limit of their source or over
+    /// `max_message_bytes` are dropped. Malformed requests get 400 (505 for a
+    /// wrong version, 416 for an unsupported URI scheme) when their Via can
+    /// be read, and are dropped otherwise. Malformed responses are dropped.
+    pub fn handle_message(&mut self, now: Instant, received: Received, bytes: &[u8]) {
+        let source = received.source;
+        if bytes.len() > self.config.edge.max_message_bytes {
+            self.counters.oversized += 1;
+            tracing::debug!(%source, size = bytes.len(), "dropped oversized message");
+            return;
+        }
+        if !self.rate_limiter.allow(&self.config.edge, source.ip(), now) {
+            self.counters.rate_limited += 1;
+            return;
+        }
+
+        let mut raw = match RawMessage::frame(bytes) {
             Ok(raw) => raw,
             Err(error) => {
-                tracing::debug!(%source, %error, "dropped datagram");
+                tracing::debug!(%source, %error, "dropped message");
                 return;
             }
         };
@@ -197,11 +286,61 @@ impl Endpoint {
             return;
         }
 
+        if let Some(user_agent) = raw.value("User-Agent") {
+            if self.config.edge.is_scanner(user_agent) {
+                self.counters.scanners_dropped += 1;
+                tracing::debug!(%source, "dropped request from a scanner User-Agent");
+                return;
+            }
+        }
+
         raw.stamp_received(source);
         match IncomingRequest::validate(&raw) {
-            Ok(request) => self.handle_request(now, source, request),
-            Err(error) => self.reject_malformed(source, &raw, &error),
+            Ok(request) => self.handle_request(now, received, request),
+            Err(error) => self.reject_malformed(received, &raw, &error),
         }
+    }
+
+    /// Answers a stream message that could not be framed: 400 when
+    /// `header` (the header section, if complete) has a readable Via,
+    /// nothing otherwise. The driver then closes the connection, because the
+    /// stream has lost its message boundaries.
+    pub fn reject_unframed(
+        &mut self,
+        received: Received,
+        header: Option<&[u8]>,
+        error: &FramingError,
+    ) {
+        let source = received.source;
+        let Some(header) = header else {
+            tracing::info!(%source, %error, "closing a SIP connection that cannot be framed");
+            return;
+        };
+        let mut bytes = header.to_vec();
+        bytes.extend_from_slice(b"\r\n\r\n");
+        let Ok(raw) = RawMessage::frame(&bytes) else {
+            tracing::info!(%source, %error, "closing a SIP connection that cannot be framed");
+            return;
+        };
+        if raw.is_response() {
+            tracing::info!(%source, %error, "closing a SIP connection after an unframed response");
+            return;
+        }
+        let message_error = MessageError::Unframed {
+            reason: error.to_string(),
+        };
+        self.reject_malformed(received, &raw, &message_error);
+    }
+
+    /// Makes new INVITEs get 503 with Retry-After (true) or be offered again
+    /// (false). Calls in progress are not touched.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    /// Returns what the edge policy has turned away since the endpoint started.
+    pub fn edge_counters(&self) -> EdgeCounters {
+        self.counters
     }
 
     /// Driver calls it when `poll_timeout()` has passed; spurious calls are harmless.
@@ -267,37 +406,46 @@ impl Endpoint {
         server.chain(client).chain(calls).min()
     }
 
-    /// Answers an offered call with 200 OK carrying `sdp_answer`.
+    /// Answers an offered call with 200 OK carrying `sdp`: the answer to the
+    /// INVITE's offer, or our offer when the INVITE had none (late offer).
     ///
     /// The 2xx is retransmitted until the ACK arrives; without an ACK after
     /// 64·T1 the endpoint sends BYE and emits `CallEnded { AckTimeout }`.
+    /// When the INVITE asked for a session timer (RFC 4028), the 2xx carries
+    /// Session-Expires with `refresher=uac` and the endpoint sends BYE if no
+    /// refresh arrives in time.
     pub fn accept_call(
         &mut self,
         now: Instant,
         call: CallHandle,
-        sdp_answer: Vec<u8>,
+        sdp: Vec<u8>,
     ) -> Result<(), EndpointError> {
-        let (invite_key, local_tag, invite_cseq) = {
-            let state = self.call_state(call)?;
-            if state != CallState::Offered {
-                return Err(EndpointError::InvalidState {
-                    call,
-                    state: state.name(),
-                    action: "be accepted",
-                });
-            }
-            let entry = self
-                .calls
-                .get(&call)
-                .ok_or(EndpointError::UnknownCall { call })?;
-            (
-                entry.invite_key.clone(),
-                entry.local_tag.clone(),
-                entry.invite_cseq,
-            )
-        };
+        let state = self.call_state(call)?;
+        if state != CallState::Offered {
+            return Err(EndpointError::InvalidState {
+                call,
+                state: state.name(),
+                action: "be accepted",
+            });
+        }
+        let entry = self
+            .calls
+            .get(&call)
+            .ok_or(EndpointError::UnknownCall { call })?;
+        let invite_key = entry.invite_key.clone();
+        let local_tag = entry.local_tag.clone();
+        let invite_cseq = entry.invite_cseq;
+        let session_interval = entry.session_interval;
+        let contact = self.contact(entry);
 
-        let contact = self.contact();
+        let mut extra_headers = vec![
+            ("Contact", contact),
+            ("Allow", ALLOW.to_string()),
+            ("Supported", SUPPORTED.to_string()),
+        ];
+        extra_headers.extend(session_timer_headers(session_interval));
+        extra_headers.push(("Content-Type", "application/sdp".to_string()));
+
         let Some(transaction) = self.server_transactions.get_mut(&invite_key) else {
             return Err(EndpointError::UnknownCall { call });
         };
@@ -306,12 +454,8 @@ impl Endpoint {
             status: 200,
             to_tag: Some(&local_tag),
             copy_record_route: true,
-            extra_headers: vec![
-                ("Contact", contact),
-                ("Allow", ALLOW.to_string()),
-                ("Content-Type", "application/sdp".to_string()),
-            ],
-            body: &sdp_answer,
+            extra_headers,
+            body: &sdp,
             server: &self.config.user_agent,
         });
         transaction.kind = ServerKind::Invite {
@@ -322,22 +466,25 @@ impl Endpoint {
         transaction.last_response = Some(response.clone());
         transaction.timers = TimerTable::default();
         transaction.timers.set(Timer::L, now + TIMEOUT_64_T1);
-        let destination = transaction.destination;
+        let route = transaction.route;
 
-        self.transmits.push_back(Transmit {
-            destination,
-            payload: response.clone(),
-        });
+        self.send(route, response.clone());
         if let Some(entry) = self.calls.get_mut(&call) {
             entry.state = CallState::Answered;
-            entry.last_sdp_answer = sdp_answer;
+            entry.last_sdp = sdp;
             entry.pending_2xx = Some(Pending2xx {
                 response,
                 cseq: invite_cseq,
                 retransmit_interval: T1,
+                reinvite: false,
             });
             entry.timers.set(Timer::Retransmit2xx, now + T1);
             entry.timers.set(Timer::H, now + TIMEOUT_64_T1);
+            if let Some(interval) = session_interval {
+                entry
+                    .timers
+                    .set(Timer::SessionExpires, now + session_expiry_delay(interval));
+            }
             tracing::info!(call_id = %entry.call_id, state = "answered", "dialog state changed");
         }
         Ok(())
@@ -447,8 +594,11 @@ impl Endpoint {
             .ok_or(EndpointError::UnknownCall { call })
     }
 
-    fn contact(&self) -> String {
-        format!("<sip:{}>", self.config.local_addr)
+    /// Returns our Contact for the dialog of `call`: the listener and transport
+    /// the INVITE came in on, and a sips URI when the INVITE's was one
+    /// (RFC 3261 §12.1.1).
+    fn contact(&self, call: &Call) -> String {
+        contact_for(call.route, call.secure)
     }
 
     fn random_token(&self) -> String {
@@ -468,15 +618,13 @@ impl Endpoint {
         self.events.push_back(event);
     }
 
-    fn send(&mut self, destination: SocketAddr, payload: Vec<u8>) {
-        self.transmits.push_back(Transmit {
-            destination,
-            payload,
-        });
+    fn send(&mut self, route: Route, payload: Vec<u8>) {
+        self.transmits.push_back(transmit_on(route, payload));
     }
 
     /// Removes the call and its dialog, logs, and emits `CallEnded`.
     fn end_call(&mut self, now: Instant, call: CallHandle, cause: EndCause) {
+        self.fail_pending_reoffer(now, call, 487);
         let Some(entry) = self.calls.remove(&call) else {
             return;
         };
@@ -492,6 +640,29 @@ impl Endpoint {
     }
 }
 
+/// Returns the Transmit that sends `payload` along `route`.
+fn transmit_on(route: Route, payload: Vec<u8>) -> Transmit {
+    Transmit {
+        transport: route.transport,
+        local: route.local,
+        destination: route.destination,
+        connection: route.connection,
+        payload,
+    }
+}
+
+/// Returns a Contact value naming `route`'s listener: `sips:` for a dialog
+/// set up with a sips Request-URI, otherwise `sip:` with `;transport=` for
+/// TCP and TLS (UDP is the default and goes without it).
+fn contact_for(route: Route, secure: bool) -> String {
+    let local = route.local;
+    match (secure, route.transport) {
+        (true, _) => format!("<sips:{local}>"),
+        (false, Transport::Udp) => format!("<sip:{local}>"),
+        (false, transport) => format!("<sip:{local};transport={}>", transport.uri_param()),
+    }
+}
+
 /// Returns whether `uri` can be put inside `<>` in a header without breaking the message.
 fn is_bare_uri(uri: &str) -> bool {
     !uri.is_empty()
@@ -499,8 +670,12 @@ fn is_bare_uri(uri: &str) -> bool {
         && split_header_values(uri).len() == 1
 }
 
+mod admission;
+mod reinvite;
 #[cfg(test)]
 mod tests;
 mod timers;
 mod uac;
 mod uas;
+
+use reinvite::{session_expiry_delay, session_timer_headers};

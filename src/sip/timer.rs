@@ -51,6 +51,9 @@ pub enum Timer {
     /// Fires on the Timer G schedule while our 2xx to an INVITE has no ACK:
     /// retransmits the 2xx (RFC 3261 §13.3.1.4).
     Retransmit2xx,
+    /// Fires when the session interval (RFC 4028) has passed without a
+    /// refreshing re-INVITE from the peer, less the margin of §10: sends BYE.
+    SessionExpires,
 }
 
 /// Deadlines of the timers armed for one transaction or dialog.

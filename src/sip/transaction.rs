@@ -3,12 +3,12 @@
 //! These are plain records. The endpoint (`endpoint/uas.rs`, `endpoint/uac.rs`
 //! and `endpoint/timers.rs`) makes every transition.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::call::CallHandle;
 use super::message::{IncomingRequest, RawMessage, RequestMethod};
 use super::timer::TimerTable;
+use super::transport::Route;
 
 /// Identifies a server transaction (RFC 3261 §17.2.3).
 ///
@@ -98,8 +98,9 @@ pub(crate) enum ServerKind {
 pub(crate) struct ServerTransaction {
     /// INVITE or non-INVITE behaviour.
     pub kind: ServerKind,
-    /// Where responses go (RFC 3261 §18.2.2).
-    pub destination: SocketAddr,
+    /// Path of the responses (RFC 3261 §18.2.2): the connection the request
+    /// came in on, or on UDP its source address and Via port.
+    pub route: Route,
     /// The request, kept so that a later final response can copy its headers.
     pub request: RawMessage,
     /// The last response sent, resent when the request is retransmitted.
@@ -149,8 +150,8 @@ pub(crate) struct ClientTransaction {
     pub purpose: ClientPurpose,
     /// Serialised request, resent on Timer E.
     pub request: Vec<u8>,
-    /// Where the request goes.
-    pub destination: SocketAddr,
+    /// Path of the request: the dialog's route.
+    pub route: Route,
     /// Current state.
     pub state: ClientState,
     /// Interval until the next Timer E retransmission.

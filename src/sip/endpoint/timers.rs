@@ -5,7 +5,7 @@ use std::time::Instant;
 use super::super::call::CallHandle;
 use super::super::timer::{next_retransmit_interval, Timer, TimerTable, T2};
 use super::super::transaction::{ClientPurpose, ClientState, ServerKey, ServerKind};
-use super::{EndCause, Endpoint, Transmit};
+use super::{transmit_on, EndCause, Endpoint};
 
 impl Endpoint {
     pub(super) fn expire_server_timers(&mut self, now: Instant, key: &ServerKey) {
@@ -24,10 +24,8 @@ impl Endpoint {
                         transaction.timers.set(Timer::G, now + *retransmit_interval);
                     }
                     if let Some(response) = transaction.last_response.clone() {
-                        self.transmits.push_back(Transmit {
-                            destination: transaction.destination,
-                            payload: response,
-                        });
+                        self.transmits
+                            .push_back(transmit_on(transaction.route, response));
                     }
                 }
                 Timer::H => {
@@ -42,7 +40,7 @@ impl Endpoint {
                     self.server_transactions.remove(key);
                     return;
                 }
-                Timer::E | Timer::F | Timer::K | Timer::Retransmit2xx => {}
+                Timer::E | Timer::F | Timer::K | Timer::Retransmit2xx | Timer::SessionExpires => {}
             }
         }
     }
@@ -63,10 +61,8 @@ impl Endpoint {
                     transaction
                         .timers
                         .set(Timer::E, now + transaction.retransmit_interval);
-                    self.transmits.push_back(Transmit {
-                        destination: transaction.destination,
-                        payload: transaction.request.clone(),
-                    });
+                    self.transmits
+                        .push_back(transmit_on(transaction.route, transaction.request.clone()));
                 }
                 Timer::F => {
                     let (call, purpose) = (transaction.call, transaction.purpose);
@@ -83,7 +79,13 @@ impl Endpoint {
                     self.client_transactions.remove(key);
                     return;
                 }
-                Timer::G | Timer::H | Timer::I | Timer::J | Timer::L | Timer::Retransmit2xx => {}
+                Timer::G
+                | Timer::H
+                | Timer::I
+                | Timer::J
+                | Timer::L
+                | Timer::Retransmit2xx
+                | Timer::SessionExpires => {}
             }
         }
     }
@@ -100,10 +102,8 @@ impl Endpoint {
                             next_retransmit_interval(pending.retransmit_interval);
                         call.timers
                             .set(Timer::Retransmit2xx, now + pending.retransmit_interval);
-                        self.transmits.push_back(Transmit {
-                            destination: call.peer,
-                            payload: pending.response.clone(),
-                        });
+                        self.transmits
+                            .push_back(transmit_on(call.route, pending.response.clone()));
                     }
                 }
                 Timer::H => {
@@ -117,6 +117,19 @@ impl Endpoint {
                         tracing::warn!(%error, "could not send BYE after the ACK timeout");
                     }
                     self.end_call(now, handle, EndCause::AckTimeout);
+                    return;
+                }
+                Timer::SessionExpires => {
+                    // RFC 4028 §10: the side that does not refresh sends BYE
+                    // when the session expires without a refresh.
+                    tracing::info!(call_id = %call.call_id, "session interval passed without a refresh; sending BYE");
+                    call.timers = TimerTable::default();
+                    if let Err(error) =
+                        self.send_in_dialog(now, handle, ClientPurpose::Bye, Vec::new())
+                    {
+                        tracing::warn!(%error, "could not send BYE after the session expired");
+                    }
+                    self.end_call(now, handle, EndCause::SessionExpired);
                     return;
                 }
                 Timer::E | Timer::F | Timer::G | Timer::I | Timer::J | Timer::K | Timer::L => {}

@@ -9,7 +9,7 @@ use super::super::timer::{Timer, TimerTable, T1, T4, TIMEOUT_64_T1};
 use super::super::transaction::{
     ClientPurpose, ClientState, ClientTransaction, BRANCH_MAGIC_COOKIE,
 };
-use super::{EndCause, Endpoint, EndpointError, Event, MAX_FORWARDS};
+use super::{contact_for, EndCause, Endpoint, EndpointError, Event, MAX_FORWARDS};
 
 impl Endpoint {
     /// Sends BYE or REFER in the call's dialog as a new non-INVITE client transaction.
@@ -21,18 +21,19 @@ impl Endpoint {
         extra_headers: Vec<(&'static str, String)>,
     ) -> Result<(), EndpointError> {
         let branch = format!("{BRANCH_MAGIC_COOKIE}{}", self.random_token());
-        let contact = self.contact();
-        let local_addr = self.config.local_addr;
         let user_agent = self.config.user_agent.clone();
         let entry = self
             .calls
             .get_mut(&call)
             .ok_or(EndpointError::UnknownCall { call })?;
+        let contact = contact_for(entry.route, entry.secure);
+        let route = entry.route;
 
-        // NOTE: requests go to the address the INVITE came from, not to the
-        // route set or remote target resolved by RFC 3263: the IVR sits behind
-        // a trusted SBC or PBX that expects them there. A strict route (no ;lr)
-        // is sent as if it were loose.
+        // NOTE: requests go to the address, transport and (while open)
+        // connection the INVITE came from. They do not follow the route set
+        // or the remote target resolved by RFC 3263, because the IVR sits
+        // behind a trusted SBC or PBX that expects them there. A strict
+        // route (no ;lr) is sent as if it were loose.
         let cseq = entry.local_cseq + 1;
         let mut headers: Vec<(&'static str, String)> =
             vec![("Max-Forwards", MAX_FORWARDS.to_string())];
@@ -54,17 +55,23 @@ impl Endpoint {
         let request = build_request(RequestParts {
             method,
             request_uri: &entry.remote_target,
-            via: format!("SIP/2.0/UDP {local_addr};branch={branch};rport"),
+            via: format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                route.transport.via_token(),
+                route.local
+            ),
             headers,
         })
         .map_err(|_| EndpointError::InvalidRemoteTarget { call })?;
         entry.local_cseq = cseq;
-        let destination = entry.peer;
         let call_id = entry.call_id.clone();
 
-        self.send(destination, request.clone());
+        self.send(route, request.clone());
+        // RFC 3261 §17.1.2.2: Timer E retransmits only over unreliable transports.
         let mut timers = TimerTable::default();
-        timers.set(Timer::E, now + T1);
+        if !route.transport.is_stream() {
+            timers.set(Timer::E, now + T1);
+        }
         timers.set(Timer::F, now + TIMEOUT_64_T1);
         self.client_transactions.insert(
             branch,
@@ -73,7 +80,7 @@ impl Endpoint {
                 call_id,
                 purpose,
                 request,
-                destination,
+                route,
                 state: ClientState::Trying,
                 retransmit_interval: T1,
                 timers,

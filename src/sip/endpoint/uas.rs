@@ -2,25 +2,26 @@
 //! (RFC 3261 §8.2, §12.2.2, §13.3, §17.2).
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::super::call::{Call, CallHandle, CallState, DialogKey, Pending2xx};
+use super::super::call::{Call, CallHandle, CallState, DialogKey};
 use super::super::message::{
     address_uri, build_response, IncomingRequest, MessageError, Method, RawMessage, RequestMethod,
     ResponseParts, ViaHop,
 };
 use super::super::timer::{Timer, TimerTable, T1, T4, TIMEOUT_64_T1};
 use super::super::transaction::{InviteServerState, ServerKey, ServerKind, ServerTransaction};
-use super::{EndCause, Endpoint, Event, IncomingCall, ALLOW, DEFAULT_SIP_PORT};
+use super::super::transport::{Received, Route};
+use super::{EndCause, Endpoint, Event, IncomingCall, ALLOW, DEFAULT_SIP_PORT, SUPPORTED};
 
 impl Endpoint {
     pub(super) fn handle_request(
         &mut self,
         now: Instant,
-        source: SocketAddr,
+        received: Received,
         request: IncomingRequest,
     ) {
-        let destination = reply_destination(source, &request.via);
+        let destination = reply_route(received, &request.via);
 
         if request.is(Method::Ack) {
             self.handle_ack(now, &request);
@@ -30,9 +31,15 @@ impl Endpoint {
         let key = ServerKey::of(&request);
         if let Some(transaction) = self.server_transactions.get(&key) {
             if let Some(response) = transaction.last_response.clone() {
-                let target = transaction.destination;
+                let target = transaction.route;
                 self.send(target, response);
             }
+            return;
+        }
+
+        if self.drops_untrusted(received, &request) {
+            self.counters.untrusted_dropped += 1;
+            tracing::debug!(source = %received.source, "dropped request from an untrusted source");
             return;
         }
 
@@ -41,11 +48,19 @@ impl Endpoint {
             return;
         }
 
-        // RFC 3261 §8.2.2.3: this endpoint supports no extension, so any
-        // option tag in Require is unsupported.
-        let required = request.header_values("Require");
-        if !required.is_empty() {
-            let unsupported = required.join(", ");
+        // RFC 3261 §8.2.2.3: every option tag in Require that is not in
+        // SUPPORTED is listed in Unsupported of a 420.
+        let unsupported: Vec<String> = request
+            .header_values("Require")
+            .into_iter()
+            .filter(|tag| {
+                !SUPPORTED
+                    .split(',')
+                    .any(|supported| supported.trim().eq_ignore_ascii_case(tag))
+            })
+            .collect();
+        if !unsupported.is_empty() {
+            let unsupported = unsupported.join(", ");
             self.answer_request(
                 now,
                 destination,
@@ -64,7 +79,7 @@ impl Endpoint {
 
         match &request.method {
             RequestMethod::Known(Method::Invite) => {
-                self.handle_new_invite(now, source, destination, request)
+                self.admit_new_invite(now, received, destination, request)
             }
             RequestMethod::Known(Method::Options) => {
                 self.answer_options(now, destination, &request)
@@ -105,10 +120,11 @@ impl Endpoint {
     /// Sends 400, 416 or 505 to a request that failed validation, if a reply can be routed.
     pub(super) fn reject_malformed(
         &mut self,
-        source: SocketAddr,
+        received: Received,
         raw: &RawMessage,
         error: &MessageError,
     ) {
+        let source = received.source;
         if raw.request_method() == Some("ACK") {
             tracing::debug!(%source, %error, "dropped malformed ACK");
             return;
@@ -118,7 +134,7 @@ impl Endpoint {
             return;
         };
 
-        let destination = reply_destination(source, &via);
+        let destination = reply_route(received, &via);
         let tag = self.random_token();
         let response = build_response(ResponseParts {
             request: raw,
@@ -139,7 +155,7 @@ impl Endpoint {
     pub(super) fn answer_request(
         &mut self,
         now: Instant,
-        destination: SocketAddr,
+        destination: Route,
         request: &IncomingRequest,
         status: u16,
         extra_headers: Vec<(&'static str, String)>,
@@ -173,7 +189,7 @@ impl Endpoint {
             ServerKey::of(request),
             ServerTransaction {
                 kind: ServerKind::NonInvite,
-                destination,
+                route: destination,
                 request: request.raw.clone(),
                 last_response: Some(response),
                 timers,
@@ -184,7 +200,7 @@ impl Endpoint {
     pub(super) fn answer_options(
         &mut self,
         now: Instant,
-        destination: SocketAddr,
+        destination: Route,
         request: &IncomingRequest,
     ) {
         let headers = vec![
@@ -226,20 +242,39 @@ impl Endpoint {
             return;
         }
 
+        let reinvite = call
+            .pending_2xx
+            .as_ref()
+            .is_some_and(|pending| pending.reinvite);
         call.pending_2xx = None;
         call.timers.clear(Timer::Retransmit2xx);
         call.timers.clear(Timer::H);
-        if call.state == CallState::Answered {
-            call.state = CallState::Confirmed;
-            tracing::info!(call_id = %call.call_id, state = "confirmed", "dialog state changed");
-            self.emit(Event::CallConfirmed { call: handle });
+        if call.state != CallState::Answered {
+            return;
+        }
+
+        call.state = CallState::Confirmed;
+        tracing::info!(call_id = %call.call_id, state = "confirmed", "dialog state changed");
+        let ack_sdp = (request.content_type().as_deref() == Some("application/sdp")
+            && !request.body.is_empty())
+        .then(|| request.body.clone());
+        if reinvite {
+            self.emit(Event::ReofferConfirmed {
+                call: handle,
+                ack_sdp,
+            });
+        } else {
+            self.emit(Event::CallConfirmed {
+                call: handle,
+                ack_sdp,
+            });
         }
     }
 
     pub(super) fn handle_cancel(
         &mut self,
         now: Instant,
-        destination: SocketAddr,
+        destination: Route,
         request: &IncomingRequest,
     ) {
         let invite_key = ServerKey::for_method(request, "INVITE");
@@ -272,7 +307,7 @@ impl Endpoint {
             ServerKey::of(request),
             ServerTransaction {
                 kind: ServerKind::NonInvite,
-                destination,
+                route: destination,
                 request: request.raw.clone(),
                 last_response: Some(response),
                 timers,
@@ -280,20 +315,34 @@ impl Endpoint {
         );
 
         // A CANCEL after the final response has no effect (RFC 3261 §9.2).
+        // A cancelled re-INVITE fails with 487 but leaves the call up.
         let pending_call = call.filter(|call| self.calls.contains_key(call));
-        if let (InviteServerState::Proceeding, Some(call)) = (state, pending_call) {
+        let (InviteServerState::Proceeding, Some(call)) = (state, pending_call) else {
+            return;
+        };
+        let is_initial = self
+            .calls
+            .get(&call)
+            .is_some_and(|entry| entry.invite_key == invite_key);
+        if is_initial {
             self.send_invite_error(now, call, 487);
             self.end_call(now, call, EndCause::Cancelled);
+        } else {
+            self.fail_pending_reoffer(now, call, 487);
         }
     }
 
+    /// Sends 100 Trying, creates the call in state Offered and emits
+    /// `IncomingCall`, unless the body or Accept rules out SDP (415 or 406).
     pub(super) fn handle_new_invite(
         &mut self,
         now: Instant,
-        source: SocketAddr,
-        destination: SocketAddr,
+        received: Received,
+        destination: Route,
         request: IncomingRequest,
+        session_interval: Option<Duration>,
     ) {
+        let source = received.source;
         let handle = CallHandle(self.next_handle);
         self.next_handle += 1;
         let key = ServerKey::of(&request);
@@ -341,7 +390,7 @@ impl Endpoint {
                     call: Some(handle),
                     retransmit_interval: T1,
                 },
-                destination,
+                route: destination,
                 request: request.raw.clone(),
                 last_response: Some(trying),
                 timers: TimerTable::default(),
@@ -357,7 +406,17 @@ impl Endpoint {
         let call = Call {
             call_id: request.call_id.clone(),
             state: CallState::Offered,
-            peer: source,
+            // Requests we send in the dialog go to where the INVITE came
+            // from, which differs from the reply address of a UDP request
+            // without rport.
+            route: Route {
+                destination: source,
+                ..destination
+            },
+            secure: request
+                .request_uri
+                .get(..5)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sips:")),
             local_tag: local_tag.clone(),
             remote_tag: request.from_tag.clone(),
             invite_key: key,
@@ -368,8 +427,10 @@ impl Endpoint {
             route_set: request.header_values("Record-Route"),
             local_cseq: 0,
             remote_cseq: request.cseq,
-            last_sdp_answer: Vec::new(),
+            last_sdp: Vec::new(),
             pending_2xx: None,
+            pending_reoffer: None,
+            session_interval,
             timers: TimerTable::default(),
             started_at: now,
         };
@@ -384,10 +445,12 @@ impl Endpoint {
             call: handle,
             call_id: request.call_id.clone(),
             source,
+            transport: received.transport,
             request_uri: request.request_uri.clone(),
             from,
             to,
             p_asserted_identity: request.header_values("P-Asserted-Identity"),
+            remote_party_id: request.header_values("Remote-Party-ID"),
             privacy: request.header("Privacy").map(str::to_string),
             sdp_offer,
         }));
@@ -405,7 +468,7 @@ impl Endpoint {
     pub(super) fn handle_in_dialog(
         &mut self,
         now: Instant,
-        destination: SocketAddr,
+        destination: Route,
         request: IncomingRequest,
     ) {
         let Some(handle) = self.find_dialog(&request) else {
@@ -439,9 +502,12 @@ impl Endpoint {
                 self.answer_options(now, destination, &request)
             }
             RequestMethod::Known(Method::Info) => {
-                // NOTE: DTMF sent as INFO (application/dtmf-relay) gets 200 but
-                // is not yet reported to the application.
                 self.answer_request(now, destination, &request, 200, Vec::new(), &[]);
+                self.emit(Event::Info {
+                    call: handle,
+                    content_type: request.content_type(),
+                    body: request.body.clone(),
+                });
             }
             RequestMethod::Known(Method::Notify) => {
                 self.handle_notify(now, destination, handle, &request)
@@ -474,93 +540,10 @@ impl Endpoint {
         }
     }
 
-    pub(super) fn handle_reinvite(
-        &mut self,
-        now: Instant,
-        destination: SocketAddr,
-        handle: CallHandle,
-        request: IncomingRequest,
-    ) {
-        let Some(call) = self.calls.get(&handle) else {
-            return;
-        };
-
-        // A re-INVITE while the 2xx to the previous INVITE still waits for its
-        // ACK gets 500 with Retry-After, the response RFC 3261 §14.2 gives for
-        // overlapping INVITEs.
-        if call.pending_2xx.is_some() || call.state != CallState::Confirmed {
-            let key = ServerKey::of(&request);
-            let response = build_response(ResponseParts {
-                request: &request.raw,
-                status: 500,
-                to_tag: None,
-                copy_record_route: false,
-                extra_headers: vec![("Retry-After", "1".to_string())],
-                body: &[],
-                server: &self.config.user_agent,
-            });
-            self.start_completed_invite(
-                now,
-                key,
-                Some(handle),
-                destination,
-                &request.raw,
-                response,
-            );
-            return;
-        }
-
-        // NOTE: hold and resume are not negotiated yet. The re-INVITE is
-        // answered with the SDP of our last answer, whatever it offers.
-        let sdp = call.last_sdp_answer.clone();
-        let response = build_response(ResponseParts {
-            request: &request.raw,
-            status: 200,
-            to_tag: None,
-            copy_record_route: false,
-            extra_headers: vec![
-                ("Contact", self.contact()),
-                ("Allow", ALLOW.to_string()),
-                ("Content-Type", "application/sdp".to_string()),
-            ],
-            body: &sdp,
-            server: &self.config.user_agent,
-        });
-        self.send(destination, response.clone());
-
-        let mut timers = TimerTable::default();
-        timers.set(Timer::L, now + TIMEOUT_64_T1);
-        self.server_transactions.insert(
-            ServerKey::of(&request),
-            ServerTransaction {
-                kind: ServerKind::Invite {
-                    state: InviteServerState::Accepted,
-                    call: Some(handle),
-                    retransmit_interval: T1,
-                },
-                destination,
-                request: request.raw.clone(),
-                last_response: Some(response.clone()),
-                timers,
-            },
-        );
-        if let Some(call) = self.calls.get_mut(&handle) {
-            call.pending_2xx = Some(Pending2xx {
-                response,
-                cseq: request.cseq,
-                retransmit_interval: T1,
-            });
-            call.timers.set(Timer::Retransmit2xx, now + T1);
-            call.timers.set(Timer::H, now + TIMEOUT_64_T1);
-            call.state = CallState::Answered;
-            tracing::info!(call_id = %call.call_id, state = "answered", "dialog state changed after re-INVITE");
-        }
-    }
-
     pub(super) fn handle_notify(
         &mut self,
         now: Instant,
-        destination: SocketAddr,
+        destination: Route,
         handle: CallHandle,
         request: &IncomingRequest,
     ) {
@@ -625,9 +608,9 @@ impl Endpoint {
             body: &[],
             server: &self.config.user_agent,
         });
-        let destination = transaction.destination;
+        let route = transaction.route;
         let request = transaction.request.clone();
-        self.start_completed_invite(now, key, Some(call), destination, &request, response);
+        self.start_completed_invite(now, key, Some(call), route, &request, response);
     }
 
     pub(super) fn start_completed_invite(
@@ -635,13 +618,16 @@ impl Endpoint {
         now: Instant,
         key: ServerKey,
         call: Option<CallHandle>,
-        destination: SocketAddr,
+        destination: Route,
         request: &RawMessage,
         response: Vec<u8>,
     ) {
         self.send(destination, response.clone());
+        // RFC 3261 §17.2.1: Timer G retransmits only over unreliable transports.
         let mut timers = TimerTable::default();
-        timers.set(Timer::G, now + T1);
+        if !destination.transport.is_stream() {
+            timers.set(Timer::G, now + T1);
+        }
         timers.set(Timer::H, now + TIMEOUT_64_T1);
         self.server_transactions.insert(
             key,
@@ -651,7 +637,7 @@ impl Endpoint {
                     call,
                     retransmit_interval: T1,
                 },
-                destination,
+                route: destination,
                 request: request.clone(),
                 last_response: Some(response),
                 timers,
@@ -660,15 +646,26 @@ impl Endpoint {
     }
 }
 
-/// Returns where responses to `request` go (RFC 3261 §18.2.2, RFC 3581): the
-/// source IP, and the source port with rport, else the Via port or 5060.
-fn reply_destination(source: SocketAddr, via: &ViaHop) -> SocketAddr {
-    let port = if via.rport {
-        source.port()
+/// Returns where responses to a request go (RFC 3261 §18.2.2, RFC 3581).
+/// On TCP and TLS: back on its connection, else to its source address. On
+/// UDP: the source IP, and the source port with rport, else the Via port or 5060.
+fn reply_route(received: Received, via: &ViaHop) -> Route {
+    let destination = if received.transport.is_stream() {
+        received.source
     } else {
-        via.port.unwrap_or(DEFAULT_SIP_PORT)
+        let port = if via.rport {
+            received.source.port()
+        } else {
+            via.port.unwrap_or(DEFAULT_SIP_PORT)
+        };
+        SocketAddr::new(received.source.ip(), port)
     };
-    SocketAddr::new(source.ip(), port)
+    Route {
+        transport: received.transport,
+        local: received.local,
+        destination,
+        connection: received.connection,
+    }
 }
 
 /// Returns 415 or 406 when an INVITE's body or Accept rules out SDP (RFC 3261 §21.4.7, §21.4.13).

@@ -82,6 +82,8 @@ pub enum MessageError {
     CSeqMethodMismatch { method: String, cseq_method: String },
     #[error("Content-Length {declared} exceeds the {available} body bytes received")]
     ContentLengthTooLarge { declared: usize, available: usize },
+    #[error("message on a stream could not be framed: {reason}")]
+    Unframed { reason: String },
 }
 
 impl MessageError {
@@ -343,7 +345,7 @@ fn parse_sent_by_port(sent_by: &str) -> Option<Option<u16>> {
 }
 
 /// Parses a run of ASCII digits (leading zeros allowed) that fits in u64.
-pub(super) fn parse_digits(value: &str) -> Option<u64> {
+pub(crate) fn parse_digits(value: &str) -> Option<u64> {
     let value = value.trim();
     if value.is_empty() || !value.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;

@@ -1,5 +1,9 @@
 use std::time::Duration;
 
+mod admission;
+mod dialogs;
+mod transports;
+
 use super::*;
 use crate::sip::message::{header_param, MAX_MESSAGE_SIZE};
 use crate::sip::timer::T4;
@@ -15,10 +19,22 @@ fn peer() -> SocketAddr {
     PEER.parse().unwrap()
 }
 
+fn trusting_policy() -> EdgePolicy {
+    EdgePolicy {
+        trusted_peers: vec!["127.0.0.1/32".parse().unwrap()],
+        ..EdgePolicy::default()
+    }
+}
+
 fn new_endpoint() -> Endpoint {
+    endpoint_with(trusting_policy())
+}
+
+fn endpoint_with(edge: EdgePolicy) -> Endpoint {
     Endpoint::new(EndpointConfig {
         local_addr: LOCAL.parse().unwrap(),
         user_agent: "ivr-verify-test".to_string(),
+        edge,
     })
 }
 
@@ -130,7 +146,13 @@ fn confirm_call(endpoint: &mut Endpoint, now: Instant) -> (CallHandle, String) {
         &request("ACK", "z9hG4bKack1", 1, Some(&tag), "", ""),
     );
     assert!(transmits(endpoint).is_empty());
-    assert_eq!(events(endpoint), vec![Event::CallConfirmed { call }]);
+    assert_eq!(
+        events(endpoint),
+        vec![Event::CallConfirmed {
+            call,
+            ack_sdp: None
+        }]
+    );
     (call, tag)
 }
 
@@ -235,7 +257,13 @@ fn accepted_2xx_retransmits_until_ack() {
         now,
         &request("ACK", "z9hG4bKack1", 1, Some(&tag), "", ""),
     );
-    assert_eq!(events(&mut endpoint), vec![Event::CallConfirmed { call }]);
+    assert_eq!(
+        events(&mut endpoint),
+        vec![Event::CallConfirmed {
+            call,
+            ack_sdp: None
+        }]
+    );
     assert!(run_until(&mut endpoint, start + Duration::from_secs(60)).is_empty());
     assert!(events(&mut endpoint).is_empty());
 }
@@ -404,7 +432,13 @@ fn cancel_after_2xx_keeps_call() {
         now,
         &request("ACK", "z9hG4bKack1", 1, Some(&tag), "", ""),
     );
-    assert_eq!(events(&mut endpoint), vec![Event::CallConfirmed { call }]);
+    assert_eq!(
+        events(&mut endpoint),
+        vec![Event::CallConfirmed {
+            call,
+            ack_sdp: None
+        }]
+    );
 }
 
 #[test]
@@ -1012,21 +1046,38 @@ fn hang_up_unanswered_sends_480() {
 }
 
 #[test]
-fn reinvite_gets_last_answer() {
+fn reinvite_is_offered_and_answered() {
     let mut endpoint = new_endpoint();
     let now = Instant::now();
     let (call, tag) = confirm_call(&mut endpoint, now);
 
     let extra = "Contact: <sip:caller@127.0.0.1:5070>\r\nContent-Type: application/sdp\r\n";
+    let hold_offer = SDP_OFFER.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
     feed(
         &mut endpoint,
         now,
-        &request("INVITE", "z9hG4bKre1", 2, Some(&tag), extra, SDP_OFFER),
+        &request("INVITE", "z9hG4bKre1", 2, Some(&tag), extra, &hold_offer),
     );
+    assert_eq!(statuses(&transmits(&mut endpoint)), vec![100]);
+    assert_eq!(
+        events(&mut endpoint),
+        vec![Event::Reoffer {
+            call,
+            sdp: Some(hold_offer.clone().into_bytes())
+        }]
+    );
+
+    let hold_answer = b"v=0\r\na=recvonly\r\n".to_vec();
+    endpoint
+        .answer_reoffer(now, call, hold_answer.clone())
+        .unwrap();
     let sent = transmits(&mut endpoint);
     assert_eq!(statuses(&sent), vec![200]);
-    assert!(sent[0].payload.ends_with(SDP_ANSWER));
-    assert!(events(&mut endpoint).is_empty());
+    assert!(sent[0].payload.ends_with(&hold_answer));
+    assert_eq!(
+        endpoint.answer_reoffer(now, call, hold_answer),
+        Err(EndpointError::NoPendingReoffer { call })
+    );
 
     feed(
         &mut endpoint,
@@ -1034,29 +1085,36 @@ fn reinvite_gets_last_answer() {
         &request("ACK", "z9hG4bKack2", 2, Some(&tag), "", ""),
     );
     assert!(transmits(&mut endpoint).is_empty());
-    assert_eq!(events(&mut endpoint), vec![Event::CallConfirmed { call }]);
+    assert_eq!(
+        events(&mut endpoint),
+        vec![Event::ReofferConfirmed {
+            call,
+            ack_sdp: None
+        }]
+    );
 }
 
 #[test]
-fn info_in_dialog_gets_200() {
+fn info_in_dialog_is_reported() {
     let mut endpoint = new_endpoint();
     let now = Instant::now();
-    let (_, tag) = confirm_call(&mut endpoint, now);
+    let (call, tag) = confirm_call(&mut endpoint, now);
     let extra = "Content-Type: application/dtmf-relay\r\n";
+    let body = "Signal=5\r\nDuration=160\r\n";
     feed(
         &mut endpoint,
         now,
-        &request(
-            "INFO",
-            "z9hG4bKinfo",
-            2,
-            Some(&tag),
-            extra,
-            "Signal=5\r\nDuration=160\r\n",
-        ),
+        &request("INFO", "z9hG4bKinfo", 2, Some(&tag), extra, body),
     );
     assert_eq!(statuses(&transmits(&mut endpoint)), vec![200]);
-    assert!(events(&mut endpoint).is_empty());
+    assert_eq!(
+        events(&mut endpoint),
+        vec![Event::Info {
+            call,
+            content_type: Some("application/dtmf-relay".to_string()),
+            body: body.as_bytes().to_vec(),
+        }]
+    );
 }
 
 #[test]
