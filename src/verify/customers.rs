@@ -37,6 +37,15 @@ pub struct Customer {
     pub mobile_e164: Option<String>,
     /// Keyed hashes of the contract numbers, digits only.
     pub contracts: Vec<KeyedHash>,
+    /// Keyed hash of the date of birth as DDMMYYYY
+    /// (`HashPurpose::DateOfBirth`).
+    pub date_of_birth: Option<KeyedHash>,
+    /// Keyed hash of the 4 postcode digits and the house number as
+    /// `1234:12` (`HashPurpose::Postcode`).
+    pub postcode: Option<KeyedHash>,
+    /// Keyed hash of the last digits of the known IBAN, as many as
+    /// `factors.iban_last_digits` (1 to 4) (`HashPurpose::IbanLastDigits`).
+    pub iban_last_digits: Option<KeyedHash>,
 }
 
 /// Settings that the customers file is checked against.
@@ -211,6 +220,9 @@ pub fn parse_customers(
             phones,
             mobile_e164,
             contracts,
+            date_of_birth: None,
+            postcode: None,
+            iban_last_digits: None,
         });
     }
 
