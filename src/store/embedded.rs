@@ -120,9 +120,9 @@ impl EmbeddedStore {
         F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
         self.run(move |db| {
-            let txn = db.begin_write().map_err(redb::Error::from)?;
+            let txn = db.begin_write().map_err(db_error)?;
             let result = operation(&txn)?;
-            txn.commit().map_err(redb::Error::from)?;
+            txn.commit().map_err(db_error)?;
             Ok(result)
         })
         .await
@@ -134,7 +134,7 @@ impl EmbeddedStore {
 fn open_database(path: &Path) -> Result<Database, StoreError> {
     let open_error = |source| StoreError::EmbeddedOpen {
         path: path.to_path_buf(),
-        source,
+        source: Box::new(source),
     };
 
     if let Some(folder) = path
@@ -147,21 +147,21 @@ fn open_database(path: &Path) -> Result<Database, StoreError> {
     }
     let db = Database::create(path).map_err(open_error)?;
 
-    let txn = db.begin_write().map_err(redb::Error::from)?;
-    txn.open_table(CONTRACTS).map_err(redb::Error::from)?;
-    txn.open_table(PHONES).map_err(redb::Error::from)?;
-    txn.open_table(TOKENS).map_err(redb::Error::from)?;
-    txn.open_table(ATTEMPTS).map_err(redb::Error::from)?;
-    txn.open_table(OTPS).map_err(redb::Error::from)?;
-    txn.open_table(AUDIT).map_err(redb::Error::from)?;
-    txn.open_table(EXPIRY).map_err(redb::Error::from)?;
-    txn.commit().map_err(redb::Error::from)?;
+    let txn = db.begin_write().map_err(db_error)?;
+    txn.open_table(CONTRACTS).map_err(db_error)?;
+    txn.open_table(PHONES).map_err(db_error)?;
+    txn.open_table(TOKENS).map_err(db_error)?;
+    txn.open_table(ATTEMPTS).map_err(db_error)?;
+    txn.open_table(OTPS).map_err(db_error)?;
+    txn.open_table(AUDIT).map_err(db_error)?;
+    txn.open_table(EXPIRY).map_err(db_error)?;
+    txn.commit().map_err(db_error)?;
     Ok(db)
 }
 
 /// Converts any redb error into a [`StoreError`].
 fn db_error<E: Into<redb::Error>>(error: E) -> StoreError {
-    StoreError::Embedded(error.into())
+    StoreError::Embedded(Box::new(error.into()))
 }
 
 /// Joins a tag and a key into an [`EXPIRY`] key. The NUL byte cannot occur in

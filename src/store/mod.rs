@@ -154,11 +154,11 @@ pub enum StoreError {
         /// The database file.
         path: std::path::PathBuf,
         /// Why redb could not open it.
-        source: redb::DatabaseError,
+        source: Box<redb::DatabaseError>,
     },
     /// A read or write of the embedded database failed.
     #[error("embedded store failed: {0}; check the disk and the file's permissions")]
-    Embedded(#[from] redb::Error),
+    Embedded(Box<redb::Error>),
     /// The blocking task that runs an embedded store operation panicked or
     /// was cancelled.
     #[error("embedded store task did not finish: {0}")]
@@ -175,7 +175,7 @@ pub enum StoreError {
         /// The store operation, such as `reserve_attempt`.
         operation: &'static str,
         /// The error from the Redis client.
-        source: redis::RedisError,
+        source: Box<redis::RedisError>,
     },
     /// A stored value does not decode, because another program wrote the key
     /// or a newer version of this service changed the format.

@@ -172,6 +172,21 @@ redis.call('HSET', KEYS[1], 'remaining', remaining)
 return {2, remaining}
 ";
 
+/// Appends an audit record to the stream KEYS[1] and trims entries older
+/// than the retention. ARGV: record JSON, retention_ms. Stream ids carry the
+/// Redis server's clock, so the cutoff is taken from the same clock (TIME)
+/// rather than from the record's own time. Trimming with `~` removes only
+/// whole internal nodes of the stream (100 entries by default), so a few
+/// records may outlive the retention until the next append trims them.
+const APPEND_AUDIT_SCRIPT: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local oldest_kept = math.max(now - tonumber(ARGV[2]), 0)
+redis.call('XADD', KEYS[1], 'MINID', '~', string.format('%d', oldest_kept), '*', 'record', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
 /// The stored scripts, hashed once.
 struct Scripts {
     /// See [`RESERVE_SCRIPT`].
@@ -182,6 +197,8 @@ struct Scripts {
     put_otp: Script,
     /// See [`CHECK_OTP_SCRIPT`].
     check_otp: Script,
+    /// See [`APPEND_AUDIT_SCRIPT`].
+    append_audit: Script,
 }
 
 /// A connection to whichever Redis deployment is configured. Cheap to clone:
@@ -240,8 +257,9 @@ struct SentinelPrimary {
 enum Backend {
     /// One server, or a proxy in front of several.
     Standalone(ConnectionManager),
-    /// A primary found through Sentinel.
-    Sentinel(SentinelPrimary),
+    /// A primary found through Sentinel. Boxed, because the Sentinel client
+    /// is several times larger than the other variants.
+    Sentinel(Box<SentinelPrimary>),
     /// Redis Cluster.
     Cluster(ClusterConnection),
 }
@@ -283,7 +301,10 @@ fn manager_config() -> ConnectionManagerConfig {
 
 /// Wraps a Redis client error as the error of store operation `operation`.
 fn redis_error(operation: &'static str) -> impl Fn(RedisError) -> StoreError {
-    move |source| StoreError::Redis { operation, source }
+    move |source| StoreError::Redis {
+        operation,
+        source: Box::new(source),
+    }
 }
 
 /// Reads a script's reply of two integers.
@@ -319,7 +340,7 @@ impl RedisStore {
             RedisConnection::Sentinel {
                 sentinels,
                 master_name,
-            } => Backend::Sentinel(connect_sentinel(sentinels, master_name).await?),
+            } => Backend::Sentinel(Box::new(connect_sentinel(sentinels, master_name).await?)),
             RedisConnection::Cluster { nodes } => Backend::Cluster(connect_cluster(nodes).await?),
         };
 
@@ -331,6 +352,7 @@ impl RedisStore {
                 consume_token: Script::new(CONSUME_TOKEN_SCRIPT),
                 put_otp: Script::new(PUT_OTP_SCRIPT),
                 check_otp: Script::new(CHECK_OTP_SCRIPT),
+                append_audit: Script::new(APPEND_AUDIT_SCRIPT),
             }),
         })
     }
@@ -459,7 +481,9 @@ async fn connect_primary(
         .await
         .map_err(|_| StoreError::Redis {
             operation: "ask the Sentinels for the primary",
-            source: RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+            source: Box::new(RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::TimedOut,
+            ))),
         })?
         .map_err(redis_error("ask the Sentinels for the primary"))?;
     let address = primary.get_connection_info().addr().clone();
@@ -875,25 +899,15 @@ impl Store for RedisStore {
         let key = self.key("audit");
         let json = codec::encode_audit(record)?;
         let retention_ms = window::window_ms(AUDIT_RETENTION);
-
-        // Stream ids carry the Redis server's clock, so trimming compares the
-        // record's own time with the server's time of older entries.
-        let oldest_kept = record.at_ms.saturating_sub(retention_ms);
         self.run("append_audit", async {
             let connection = &mut self.connection();
-            let mut pipeline = redis::pipe();
-            pipeline
-                .cmd("XADD")
-                .arg(&key)
-                .arg("MINID")
-                .arg("~")
-                .arg(oldest_kept)
-                .arg("*")
-                .arg("record")
+            self.scripts
+                .append_audit
+                .key(&key)
                 .arg(&json)
-                .ignore();
-            pipeline.cmd("PEXPIRE").arg(&key).arg(retention_ms).ignore();
-            pipeline.query_async::<()>(connection).await
+                .arg(retention_ms)
+                .invoke_async::<()>(connection)
+                .await
         })
         .await
     }
