@@ -326,7 +326,7 @@ async fn store_and_send(
     }
 
     let code = otp::generate_code().map_err(|error| error.to_string())?;
-    let hash = services.hasher.hash(HashPurpose::OneTimeCode, code.expose());
+    let hash = services.hasher.hash(HashPurpose::OneTimeCode, code.as_str());
     let lifetime_ms = u64::try_from(settings.lifetime.as_millis()).unwrap_or(u64::MAX);
     services
         .store

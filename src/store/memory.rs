@@ -1,11 +1,18 @@
 //! In-process store for a single node. Nothing survives a restart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{CustomerRecord, Store, StoreError, TokenState};
+use super::index::{build_index, CustomerIndex};
+use super::otp::{AfterCheck, OtpEntry};
+use super::window::{self, Attempt};
+use super::{
+    AttemptDecision, AuditRecord, CustomerRecord, OtpCheck, Reservation, Store, StoreError,
+    TokenState, AUDIT_RETENTION,
+};
 use crate::config::MAX_TOKEN_LIFETIME_MINUTES;
 use crate::verify::customers::Customer;
 use crate::verify::keyed_hash::KeyedHash;
@@ -25,14 +32,9 @@ const FIRST_PRUNE_AT: usize = 1024;
 /// has certainly expired.
 const MAX_TOKEN_LIFETIME_SECS: u64 = MAX_TOKEN_LIFETIME_MINUTES.unsigned_abs() * 60;
 
-/// Customers indexed by keyed hash, replaced as a whole.
-#[derive(Debug, Default)]
-struct CustomerIndex {
-    /// Contract number hash to its customer.
-    by_contract: HashMap<KeyedHash, CustomerRecord>,
-    /// Phone number hash to the ids of the customers that registered it.
-    by_phone: HashMap<KeyedHash, Vec<String>>,
-}
+/// Maximum number of audit records kept. The memory store is for tests and
+/// trials, so it keeps the newest records rather than grow without bound.
+const MAX_AUDIT_RECORDS: usize = 100_000;
 
 /// State of one recorded token id.
 #[derive(Debug)]
@@ -52,6 +54,40 @@ struct TokenTable {
     prune_at: usize,
 }
 
+/// Lockout counters and one-time codes, and when to prune them.
+#[derive(Debug)]
+struct GuessTable {
+    /// Attempts per lockout key.
+    attempts: HashMap<String, Vec<Attempt>>,
+    /// One-time code per customer id.
+    otps: HashMap<String, OtpEntry>,
+    /// Newest time passed to any operation, Unix milliseconds. Pruning
+    /// compares against it, because `put_otp` gets no current time.
+    newest_now_ms: u64,
+    /// Combined size of both maps at which the next prune runs.
+    prune_at: usize,
+}
+
+impl GuessTable {
+    /// Drops expired counters and codes once the maps have doubled since the
+    /// last prune, so that pruning costs amortised constant time.
+    fn prune_if_due(&mut self, window_ms: Option<u64>) {
+        if self.attempts.len() + self.otps.len() < self.prune_at {
+            return;
+        }
+
+        let now_ms = self.newest_now_ms;
+        if let Some(window_ms) = window_ms {
+            self.attempts.retain(|_, attempts| {
+                window::prune(attempts, window_ms, now_ms);
+                !attempts.is_empty()
+            });
+        }
+        self.otps.retain(|_, entry| entry.expires_at_ms > now_ms);
+        self.prune_at = ((self.attempts.len() + self.otps.len()) * 2).max(FIRST_PRUNE_AT);
+    }
+}
+
 /// Store kept in process memory, for a single node and for tests.
 #[derive(Debug)]
 pub struct MemoryStore {
@@ -60,6 +96,11 @@ pub struct MemoryStore {
     customers: RwLock<CustomerIndex>,
     /// Token ids. A mutex, because consuming reads and writes in one step.
     tokens: Mutex<TokenTable>,
+    /// Lockout counters and one-time codes. A mutex, because reserving and
+    /// checking read and write in one step.
+    guesses: Mutex<GuessTable>,
+    /// Audit records, oldest first.
+    audit: Mutex<VecDeque<AuditRecord>>,
 }
 
 impl MemoryStore {
@@ -71,6 +112,13 @@ impl MemoryStore {
                 entries: HashMap::new(),
                 prune_at: FIRST_PRUNE_AT,
             }),
+            guesses: Mutex::new(GuessTable {
+                attempts: HashMap::new(),
+                otps: HashMap::new(),
+                newest_now_ms: 0,
+                prune_at: FIRST_PRUNE_AT,
+            }),
+            audit: Mutex::new(VecDeque::new()),
         }
     }
 }
@@ -150,42 +198,113 @@ impl Store for MemoryStore {
     }
 
     async fn replace_customers(&self, customers: Vec<Customer>) -> Result<(), StoreError> {
-        let mut index = CustomerIndex::default();
-        let mut seen_ids = std::collections::HashSet::new();
-
-        for customer in customers {
-            if !seen_ids.insert(customer.customer_id.clone()) {
-                return Err(StoreError::DuplicateCustomerId {
-                    customer_id: customer.customer_id,
-                });
-            }
-            let record = CustomerRecord {
-                customer_id: customer.customer_id.clone(),
-                mobile_e164: customer.mobile_e164.clone(),
-            };
-            for contract in &customer.contracts {
-                if let Some(existing) = index.by_contract.get(contract) {
-                    if existing.customer_id != customer.customer_id {
-                        return Err(StoreError::DuplicateContract {
-                            first: existing.customer_id.clone(),
-                            second: customer.customer_id,
-                        });
-                    }
-                }
-                index.by_contract.insert(*contract, record.clone());
-            }
-            for phone in &customer.phones {
-                let ids = index.by_phone.entry(*phone).or_default();
-                if !ids.contains(&customer.customer_id) {
-                    ids.push(customer.customer_id.clone());
-                }
-            }
-        }
-
+        let index = build_index(customers)?;
         *self
             .customers
             .write()
             .unwrap_or_else(PoisonError::into_inner) = index;
+        Ok(())
+    }
+
+    async fn reserve_attempt(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+        now_ms: u64,
+    ) -> Result<AttemptDecision, StoreError> {
+        let reservation = Reservation::new()?;
+        let window_ms = window::window_ms(window);
+        let mut table = self.guesses.lock().unwrap_or_else(PoisonError::into_inner);
+
+        table.newest_now_ms = table.newest_now_ms.max(now_ms);
+        table.prune_if_due(Some(window_ms));
+
+        let attempts = table.attempts.entry(key.to_string()).or_default();
+        Ok(window::reserve(
+            attempts,
+            limit,
+            window_ms,
+            now_ms,
+            reservation,
+        ))
+    }
+
+    async fn release_attempt(
+        &self,
+        key: &str,
+        reservation: &Reservation,
+    ) -> Result<(), StoreError> {
+        let mut table = self.guesses.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(attempts) = table.attempts.get_mut(key) {
+            window::release(attempts, reservation);
+            if attempts.is_empty() {
+                table.attempts.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn put_otp(
+        &self,
+        customer_id: &str,
+        code: &KeyedHash,
+        expires_at_ms: u64,
+        max_entries: u32,
+    ) -> Result<(), StoreError> {
+        let mut table = self.guesses.lock().unwrap_or_else(PoisonError::into_inner);
+        table.prune_if_due(None);
+        table.otps.insert(
+            customer_id.to_string(),
+            OtpEntry {
+                code: *code.as_bytes(),
+                expires_at_ms,
+                remaining: max_entries,
+            },
+        );
+        Ok(())
+    }
+
+    async fn check_otp(
+        &self,
+        customer_id: &str,
+        code: &KeyedHash,
+        now_ms: u64,
+    ) -> Result<OtpCheck, StoreError> {
+        let mut table = self.guesses.lock().unwrap_or_else(PoisonError::into_inner);
+        table.newest_now_ms = table.newest_now_ms.max(now_ms);
+
+        let Some(entry) = table.otps.get_mut(customer_id) else {
+            return Ok(OtpCheck::Missing);
+        };
+        let (result, after) = super::otp::check(entry, code, now_ms);
+        if after == AfterCheck::Delete {
+            table.otps.remove(customer_id);
+        }
+        Ok(result)
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut audit = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
+        let retention_ms = window::window_ms(AUDIT_RETENTION);
+
+        while audit
+            .front()
+            .is_some_and(|oldest| oldest.at_ms.saturating_add(retention_ms) <= record.at_ms)
+            || audit.len() >= MAX_AUDIT_RECORDS
+        {
+            audit.pop_front();
+        }
+        audit.push_back(record.clone());
+        Ok(())
+    }
+
+    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let audit = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(audit.iter().rev().take(limit).cloned().collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -198,6 +317,27 @@ mod tests {
     async fn memory_store_conformance() {
         let store = MemoryStore::new();
         super::super::testing::run_store_conformance(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_reservations_within_limit() {
+        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(MemoryStore::new());
+        let handles = [store.clone(), store];
+        super::super::testing::run_parallel_reservations(&handles, 50).await;
+    }
+
+    #[tokio::test]
+    async fn audit_older_than_retention_dropped() {
+        let store = MemoryStore::new();
+        let mut old = super::super::testing::sample_audit_record("old", 1_000);
+        store.append_audit(&old).await.unwrap();
+        old.call_id = "new".to_string();
+        old.at_ms = 1_000 + window::window_ms(AUDIT_RETENTION);
+        store.append_audit(&old).await.unwrap();
+
+        let kept = store.recent_audit(10).await.unwrap();
+        let ids: Vec<&str> = kept.iter().map(|r| r.call_id.as_str()).collect();
+        assert_eq!(ids, ["new"]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

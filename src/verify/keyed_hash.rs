@@ -116,6 +116,12 @@ impl fmt::Debug for KeyedHasher {
 pub struct KeyedHash(pub [u8; 32]);
 
 impl KeyedHash {
+    /// Returns the hash as 64 lowercase hex digits, for store keys. The
+    /// hash reveals nothing of the value without the pepper.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
     /// Returns the hash bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
