@@ -15,7 +15,7 @@ use ivr_verify::verify::customers::Customer;
 use ivr_verify::verify::keyed_hash::{HashPurpose, KeyedHash};
 use redis_support::{redis_cli, RedisServer};
 
-/// Longest a store operation may take when Redis is down. The call flow
+/// Maximum time a store operation may take when Redis is down. The call flow
 /// gives a lookup 2 seconds, so a failure must surface well before that.
 const FAILURE_DEADLINE: Duration = Duration::from_millis(1_500);
 

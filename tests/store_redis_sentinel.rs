@@ -62,7 +62,7 @@ async fn store_follows_failover() {
 
     setup.fail_over();
 
-    // The old primary is demoted and rejects writes. The store then asks the
+    // The old primary is demoted and rejects writes. The store then queries the
     // Sentinel again and moves to the new primary by itself.
     let deadline = Instant::now() + FAILOVER_DEADLINE;
     loop {

@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// How long audit records are kept: 90 days. Long enough to answer a
+/// Retention of audit records: 90 days. Long enough to handle a
 /// customer's complaint or a fraud investigation about a call from the last
 /// quarter, and short enough that the trail is not a lasting archive of who
 /// called when (GDPR storage limitation, article 5(1)(e)). Make it
 /// configurable when a contact center's retention policy differs.
 pub const AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 
-/// What one call decided and why, stored as JSON.
+/// The verification decision of one call and its reasons, stored as JSON.
 ///
 /// The caller builds it from hashes, names and outcomes only: no contract
 /// numbers, codes or other entered digits, and phone numbers only masked.
@@ -35,7 +35,7 @@ pub struct AuditRecord {
     pub factors: Vec<FactorResult>,
     /// Whether the calling number is registered to the verified customer.
     pub caller_id_match: bool,
-    /// How the call left verification, such as `verified` or `unverified`.
+    /// Outcome of verification, such as `verified` or `unverified`.
     pub outcome: String,
 }
 
@@ -46,6 +46,6 @@ pub struct FactorResult {
     pub factor: String,
     /// Whether the caller passed it.
     pub passed: bool,
-    /// Why it passed or failed, such as `match`, `mismatch` or `locked`.
+    /// Reason for the result, such as `match`, `mismatch` or `locked`.
     pub reason: String,
 }

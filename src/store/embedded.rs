@@ -43,8 +43,8 @@ const ATTEMPTS: TableDefinition<&str, &str> = TableDefinition::new("lockout_atte
 /// Customer id to the one-time code entry as JSON.
 const OTPS: TableDefinition<&str, &str> = TableDefinition::new("one_time_codes");
 
-/// `(at_ms, sequence)` to the audit record as JSON. The sequence number tells
-/// apart records written in the same millisecond.
+/// `(at_ms, sequence)` to the audit record as JSON. The sequence number
+/// separates records written in the same millisecond.
 const AUDIT: TableDefinition<(u64, u64), &str> = TableDefinition::new("audit");
 
 /// `(expires_at_ms, tagged key)` of every entry with a lifetime. A row can

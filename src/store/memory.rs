@@ -57,8 +57,9 @@ struct TokenTable {
 /// Lockout counters and one-time codes, and when to prune them.
 #[derive(Debug)]
 struct GuessTable {
-    /// Attempts per lockout key.
-    attempts: HashMap<String, Vec<Attempt>>,
+    /// Attempts per lockout key, with the window of the last reservation,
+    /// which sets when the key can be dropped.
+    attempts: HashMap<String, (u64, Vec<Attempt>)>,
     /// One-time code per customer id.
     otps: HashMap<String, OtpEntry>,
     /// Newest time passed to any operation, Unix milliseconds. Pruning
@@ -71,18 +72,15 @@ struct GuessTable {
 impl GuessTable {
     /// Drops expired counters and codes once the maps have doubled since the
     /// last prune, so that pruning costs amortised constant time.
-    fn prune_if_due(&mut self, window_ms: Option<u64>) {
+    fn prune_if_due(&mut self) {
         if self.attempts.len() + self.otps.len() < self.prune_at {
             return;
         }
 
         let now_ms = self.newest_now_ms;
-        if let Some(window_ms) = window_ms {
-            self.attempts.retain(|_, attempts| {
-                window::prune(attempts, window_ms, now_ms);
-                !attempts.is_empty()
-            });
-        }
+        self.attempts.retain(|_, (window_ms, attempts)| {
+            window::expires_at_ms(attempts, *window_ms) > now_ms
+        });
         self.otps.retain(|_, entry| entry.expires_at_ms > now_ms);
         self.prune_at = ((self.attempts.len() + self.otps.len()) * 2).max(FIRST_PRUNE_AT);
     }
@@ -218,9 +216,10 @@ impl Store for MemoryStore {
         let mut table = self.guesses.lock().unwrap_or_else(PoisonError::into_inner);
 
         table.newest_now_ms = table.newest_now_ms.max(now_ms);
-        table.prune_if_due(Some(window_ms));
+        table.prune_if_due();
 
-        let attempts = table.attempts.entry(key.to_string()).or_default();
+        let (key_window_ms, attempts) = table.attempts.entry(key.to_string()).or_default();
+        *key_window_ms = window_ms;
         Ok(window::reserve(
             attempts,
             limit,
@@ -236,7 +235,7 @@ impl Store for MemoryStore {
         reservation: &Reservation,
     ) -> Result<(), StoreError> {
         let mut table = self.guesses.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(attempts) = table.attempts.get_mut(key) {
+        if let Some((_, attempts)) = table.attempts.get_mut(key) {
             window::release(attempts, reservation);
             if attempts.is_empty() {
                 table.attempts.remove(key);
@@ -253,7 +252,7 @@ impl Store for MemoryStore {
         max_entries: u32,
     ) -> Result<(), StoreError> {
         let mut table = self.guesses.lock().unwrap_or_else(PoisonError::into_inner);
-        table.prune_if_due(None);
+        table.prune_if_due();
         table.otps.insert(
             customer_id.to_string(),
             OtpEntry {
@@ -324,6 +323,44 @@ mod tests {
         let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(MemoryStore::new());
         let handles = [store.clone(), store];
         super::super::testing::run_parallel_reservations(&handles, 50).await;
+    }
+
+    #[tokio::test]
+    async fn prune_keeps_attempts_of_longer_windows() {
+        let store = MemoryStore::new();
+        let long = Duration::from_secs(3_600);
+        let _ = store.reserve_attempt("long", 1, long, 1_000).await.unwrap();
+
+        // With these the maps reach FIRST_PRUNE_AT keys, so the next
+        // reservation prunes, well after the short windows ended.
+        for i in 0..FIRST_PRUNE_AT - 1 {
+            let _ = store
+                .reserve_attempt(&format!("short-{i}"), 1, Duration::from_secs(1), 1_000)
+                .await
+                .unwrap();
+        }
+        let _ = store
+            .reserve_attempt("trigger", 1, Duration::from_secs(1), 60_000)
+            .await
+            .unwrap();
+
+        let (long_kept, short_kept) = {
+            let table = store.guesses.lock().unwrap();
+            (
+                table.attempts.contains_key("long"),
+                table.attempts.contains_key("short-0"),
+            )
+        };
+        assert!(long_kept, "long-window key pruned");
+        assert!(!short_kept, "expired key kept");
+        let locked = store
+            .reserve_attempt("long", 1, long, 60_000)
+            .await
+            .unwrap();
+        assert!(
+            matches!(locked, AttemptDecision::Locked { .. }),
+            "{locked:?}"
+        );
     }
 
     #[tokio::test]

@@ -46,7 +46,7 @@ pub struct CustomerRecord {
     pub customer_id: String,
     /// Registered mobile in E.164, where one-time codes and callbacks go.
     pub mobile_e164: Option<String>,
-    /// Keyed hash of the date of birth, checked when the policy asks for it.
+    /// Keyed hash of the date of birth, checked when the policy requires it.
     pub date_of_birth: Option<KeyedHash>,
     /// Keyed hash of the postcode digits and house number.
     pub postcode: Option<KeyedHash>,
@@ -153,7 +153,7 @@ pub enum StoreError {
     EmbeddedOpen {
         /// The database file.
         path: std::path::PathBuf,
-        /// Why redb could not open it.
+        /// The redb error.
         source: Box<redb::DatabaseError>,
     },
     /// A read or write of the embedded database failed.
@@ -166,7 +166,7 @@ pub enum StoreError {
     /// The Redis settings cannot work, such as an empty list of nodes.
     #[error("invalid Redis settings: {reason}; fix [store] in the config file")]
     RedisConfig {
-        /// What is wrong.
+        /// Description of the problem, naming the setting.
         reason: String,
     },
     /// A Redis command failed, timed out, or found no server.
@@ -183,7 +183,7 @@ pub enum StoreError {
     Malformed {
         /// The kind of value, such as `customer record`.
         what: &'static str,
-        /// Why it does not decode.
+        /// The decoding error.
         detail: String,
     },
     /// The operating system's random generator failed.
@@ -274,7 +274,7 @@ pub trait Store: Send + Sync {
     /// Returns up to `limit` audit records, newest first.
     async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
 
-    /// Checks that the store answers, for the health endpoint.
+    /// Checks that the store responds, for the health endpoint.
     async fn ping(&self) -> Result<(), StoreError>;
 }
 

@@ -18,7 +18,7 @@ pub(crate) struct OtpEntry {
     pub(crate) remaining: u32,
 }
 
-/// What the store does with the entry after a check.
+/// Action the store takes on the entry after a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AfterCheck {
     /// Write the (possibly changed) entry back.

@@ -54,7 +54,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// used again without a new store handle.
 const RECONNECT_RETRIES: usize = 3;
 
-/// Longest wait between two reconnect attempts.
+/// Maximum wait between two reconnect attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(200);
 
 /// Fields written per pipeline when customers are replaced. Large enough to
@@ -103,7 +103,7 @@ redis.call('PEXPIRE', KEYS[1], tonumber(newest[2]) + window - now)
 return {1, limit - count - 1}
 ";
 
-/// Consumes a token id. KEYS[1] holds `exp:used`. ARGV[1] is now in Unix
+/// Consumes a token id. KEYS[1] contains `exp:used`. ARGV[1] is now in Unix
 /// seconds. Returns 0 (unknown or expired), 1 (fresh, now used) or 2
 /// (already used).
 const CONSUME_TOKEN_SCRIPT: &str = r"
@@ -253,7 +253,7 @@ struct SentinelPrimary {
     current: RwLock<(ConnectionAddr, ConnectionManager)>,
 }
 
-/// How the store reaches Redis.
+/// Connection kind of the store.
 enum Backend {
     /// One server, or a proxy in front of several.
     Standalone(ConnectionManager),
@@ -320,7 +320,7 @@ fn pair(reply: &[i64], operation: &'static str) -> Result<(i64, i64), StoreError
 
 impl RedisStore {
     /// Connects to Redis as `connection` describes. Every key the store
-    /// writes starts with `key_prefix`. Fails when no server answers within
+    /// writes starts with `key_prefix`. Fails when no server responds within
     /// the connect timeout.
     pub async fn connect(
         connection: &RedisConnection,
@@ -373,7 +373,7 @@ impl RedisStore {
     }
 
     /// Runs `operation`, the commands of store operation `name`. After a
-    /// failure that may mean the Sentinels moved the primary, asks them for
+    /// failure that may mean the Sentinels moved the primary, queries them for
     /// the primary again, so that the next operation goes to the new one.
     async fn run<T>(
         &self,
@@ -416,7 +416,7 @@ impl RedisStore {
     }
 }
 
-/// Whether `error` can come from a primary that is down or was demoted to a
+/// Returns whether `error` can come from a primary that is down or was demoted to a
 /// replica.
 fn may_be_failover(error: &RedisError) -> bool {
     error.is_io_error()

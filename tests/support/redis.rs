@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-/// How long a started server or cluster may take to answer.
+/// Maximum time a started server or cluster may take to respond.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Time between two readiness probes.
@@ -117,7 +117,7 @@ impl RedisServer {
         server
     }
 
-    /// Whether the server was started by this test and so may be killed.
+    /// Returns whether the server was started by this test and so may be killed.
     pub fn is_private(&self) -> bool {
         self.port != 0
     }
@@ -141,7 +141,7 @@ impl RedisServer {
     }
 
     /// Starts the server again on the same port, empty, and waits until it
-    /// answers.
+    /// responds.
     pub fn restart(&mut self) {
         assert!(self.is_private(), "cannot restart an external server");
         self.kill();
@@ -233,7 +233,7 @@ pub struct RedisSentinel {
 impl RedisSentinel {
     /// Starts a primary, `with_replica` a replica of it, and a Sentinel that
     /// monitors the primary as [`MASTER_NAME`]. Waits until the Sentinel
-    /// names the primary and, with a replica, knows the replica.
+    /// names the primary and, with a replica, lists the replica.
     pub fn start(with_replica: bool) -> RedisSentinel {
         let primary = RedisServer::start(&[]);
         let replica = with_replica.then(|| {
