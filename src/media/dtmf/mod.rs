@@ -1,8 +1,15 @@
 //! DTMF key presses received from the caller.
 //!
-//! [`rfc4733`] reads telephone-event RTP packets. Each detector reports one
-//! [`DtmfEvent`] per key press.
+//! A peer sends keys in one or more of three forms. [`rfc4733`] reads
+//! telephone-event RTP packets, [`info`] reads SIP INFO bodies, and
+//! [`inband`] finds the tones in the received audio, which the runtime runs
+//! when the SDP offer has no telephone-event. Each detector reports one
+//! [`DtmfEvent`] per key press, and [`merge::DigitMerger`] turns the
+//! reports of all three into one stream in which each press appears once.
 
+pub mod inband;
+pub mod info;
+pub mod merge;
 pub mod rfc4733;
 
 use std::fmt;
