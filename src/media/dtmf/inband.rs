@@ -232,7 +232,8 @@ impl InbandDetector {
         while self.samples.len() >= WINDOW_LEN {
             if let Some((key, start_sample)) = self.analyse_window() {
                 let behind = end_sample.saturating_sub(start_sample);
-                let tone_age = Duration::from_micros(behind * 1_000_000 / u64::from(SAMPLE_RATE_HZ));
+                let tone_age =
+                    Duration::from_micros(behind * 1_000_000 / u64::from(SAMPLE_RATE_HZ));
                 self.pending.push_back(DtmfEvent {
                     digit: key,
                     received_at: now.checked_sub(tone_age).unwrap_or(now),
@@ -248,7 +249,12 @@ impl InbandDetector {
     /// Decodes a G.711 RTP payload and passes it to
     /// [`InbandDetector::push_frame`].
     #[must_use = "a returned key press must reach the call flow"]
-    pub fn push_payload(&mut self, codec: Codec, payload: &[u8], now: Instant) -> Option<DtmfEvent> {
+    pub fn push_payload(
+        &mut self,
+        codec: Codec,
+        payload: &[u8],
+        now: Instant,
+    ) -> Option<DtmfEvent> {
         let mut decoded = std::mem::take(&mut self.decoded);
         codec.decode_into(payload, &mut decoded);
         let event = self.push_frame(&decoded, now);

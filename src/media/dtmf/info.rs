@@ -44,7 +44,9 @@ pub struct InfoDigit {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InfoError {
     /// The body is longer than [`MAX_INFO_BODY_BYTES`].
-    #[error("DTMF INFO body of {len} bytes exceeds the maximum of {MAX_INFO_BODY_BYTES}; ignore it")]
+    #[error(
+        "DTMF INFO body of {len} bytes exceeds the maximum of {MAX_INFO_BODY_BYTES}; ignore it"
+    )]
     BodyTooLarge {
         /// Body length in bytes.
         len: usize,
@@ -95,10 +97,7 @@ pub enum InfoError {
 /// included. Returns `Ok(None)` for any other content type (the body is not
 /// DTMF) and for a hook flash, which is no key. Returns an error for a DTMF
 /// body that is malformed. Never panics.
-pub fn parse_info(
-    content_type: Option<&str>,
-    body: &[u8],
-) -> Result<Option<InfoDigit>, InfoError> {
+pub fn parse_info(content_type: Option<&str>, body: &[u8]) -> Result<Option<InfoDigit>, InfoError> {
     let Some(media_type) = content_type.map(media_type) else {
         return Ok(None);
     };
@@ -127,11 +126,7 @@ pub fn parse_info(
 /// Returns the media type of a Content-Type value: the part before any
 /// parameters, without surrounding whitespace.
 fn media_type(content_type: &str) -> &str {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
+    content_type.split(';').next().unwrap_or_default().trim()
 }
 
 /// Parses a `Signal=`/`Duration=` body. Lines with other names are ignored,
@@ -334,18 +329,12 @@ mod tests {
         assert_eq!(key(dtmf(b" a ")), Some('A'));
         assert_eq!(key(dtmf(b"11")), Some('#'));
         assert_eq!(
-            dtmf(b"5")
-                .expect("valid body")
-                .expect("a key")
-                .duration,
+            dtmf(b"5").expect("valid body").expect("a key").duration,
             None
         );
         assert_eq!(dtmf(b""), Err(InfoError::InvalidSignal { len: 0 }));
         assert_eq!(dtmf(b"55"), Err(InfoError::InvalidSignal { len: 2 }));
-        assert_eq!(
-            dtmf(b"Signal=5"),
-            Err(InfoError::InvalidSignal { len: 8 })
-        );
+        assert_eq!(dtmf(b"Signal=5"), Err(InfoError::InvalidSignal { len: 8 }));
     }
 
     #[test]

@@ -135,8 +135,9 @@ impl DigitMerger {
 
     /// Drops presses that no report at `now` or later can repeat.
     fn forget_old_presses(&mut self, now: Instant) {
-        self.recent
-            .retain(|press| now.saturating_duration_since(press.event.received_at) <= SAME_PRESS_WINDOW);
+        self.recent.retain(|press| {
+            now.saturating_duration_since(press.event.received_at) <= SAME_PRESS_WINDOW
+        });
     }
 }
 
@@ -175,7 +176,12 @@ mod tests {
         let mut merger = DigitMerger::new();
         let keys = merge(
             &mut merger,
-            &[(Rfc4733, '1', 0), (Inband, '1', 45), (Rfc4733, '2', 300), (Inband, '2', 330)],
+            &[
+                (Rfc4733, '1', 0),
+                (Inband, '1', 45),
+                (Rfc4733, '2', 300),
+                (Inband, '2', 330),
+            ],
         );
         assert_eq!(keys, "12");
         assert_eq!(merger.stats().duplicates, 2);
@@ -267,8 +273,12 @@ mod tests {
         let start = Instant::now();
         for index in 0..1_000u64 {
             let key = char::from(b'0' + (index % 10) as u8);
-            assert!(merger.push(Rfc4733, event(key, start, index * 100)).is_some());
-            assert!(merger.push(Inband, event(key, start, index * 100 + 20)).is_none());
+            assert!(merger
+                .push(Rfc4733, event(key, start, index * 100))
+                .is_some());
+            assert!(merger
+                .push(Inband, event(key, start, index * 100 + 20))
+                .is_none());
             assert!(merger.recent.len() <= MAX_RECENT_PRESSES);
         }
         assert_eq!(merger.stats().presses, 1_000);

@@ -262,8 +262,8 @@ fn continues_in_segment(previous: &CurrentEvent, timestamp: u32, code: u8) -> bo
 
     let distance = timestamp.wrapping_sub(previous.timestamp);
     let exact = distance == u32::from(previous.duration);
-    let after_lost_updates = distance == MAX_SEGMENT_DURATION
-        && previous.duration >= u16::MAX - SEGMENT_END_SLACK;
+    let after_lost_updates =
+        distance == MAX_SEGMENT_DURATION && previous.duration >= u16::MAX - SEGMENT_END_SLACK;
     exact || after_lost_updates
 }
 

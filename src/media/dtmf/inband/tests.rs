@@ -140,7 +140,11 @@ fn forty_ms_detected_at_every_alignment() {
         for phase in [0.0, 1.0, 2.5] {
             for key in ['1', '5', '#', 'D'] {
                 let keys = detect(&single(Tone::new(key, 40), lead, phase));
-                assert_eq!(keys, key.to_string(), "key {key}, lead {lead}, phase {phase}");
+                assert_eq!(
+                    keys,
+                    key.to_string(),
+                    "key {key}, lead {lead}, phase {phase}"
+                );
             }
         }
     }
@@ -350,7 +354,7 @@ fn received_at_is_tone_start() {
     let (key, at) = events[0];
     assert_eq!(key, '2');
     let start = Duration::from_millis(500);
-    let error = if at > start { at - start } else { start - at };
+    let error = at.abs_diff(start);
     assert!(error <= Duration::from_millis(10), "reported at {at:?}");
 }
 
@@ -419,7 +423,11 @@ fn noise_does_not_talk_off() {
     for dbm0 in [-40.0, -25.0, -15.0, -6.0] {
         for seed in 1..=3 {
             let white = white_noise(10, dbm0, seed);
-            assert_eq!(detect(&white), "", "white noise at {dbm0} dBm0, seed {seed}");
+            assert_eq!(
+                detect(&white),
+                "",
+                "white noise at {dbm0} dBm0, seed {seed}"
+            );
             let pink = pink_noise(10, dbm0, seed);
             assert_eq!(detect(&pink), "", "pink noise at {dbm0} dBm0, seed {seed}");
         }
@@ -542,7 +550,10 @@ fn music_does_not_talk_off() {
 #[test]
 fn tone_after_speech_is_detected() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut signal = at_level(&read_wav(&root.join("src/media/dtmf/testdata/speech_nl.wav")), -18.0);
+    let mut signal = at_level(
+        &read_wav(&root.join("src/media/dtmf/testdata/speech_nl.wav")),
+        -18.0,
+    );
     silence(&mut signal, 50);
     Tone::new('7', 50).append(&mut signal, 0.0);
     silence(&mut signal, 50);
@@ -564,6 +575,9 @@ fn wrap_phase_range() {
         let wrapped = wrap_phase(phase);
         assert!((-PI..PI).contains(&wrapped), "{phase} wrapped to {wrapped}");
         let turns = (phase - wrapped) / (2.0 * PI);
-        assert!((turns - turns.round()).abs() < 1e-9, "{phase} wrapped to {wrapped}");
+        assert!(
+            (turns - turns.round()).abs() < 1e-9,
+            "{phase} wrapped to {wrapped}"
+        );
     }
 }
