@@ -35,9 +35,8 @@ const TELEPHONE_EVENTS: &str = "0-16";
 const TELEPHONE_EVENT_NAME: &str = "telephone-event";
 
 /// Packet times accepted in the peer's `a=ptime`, in ms. The service
-/// receives any of them but always sends [`PTIME_MS`]. The runtime's
-/// receive buffer and the in-band detector are sized for up to 60 ms of
-/// G.711 per packet.
+/// receives any of them but always sends [`PTIME_MS`]. An offer outside the
+/// range is rejected with 488, so widen it if a real peer needs more.
 pub const REMOTE_PTIME_RANGE_MS: std::ops::RangeInclusive<u64> = 10..=60;
 
 /// Errors from negotiating an SDP offer. The SIP layer maps them to
@@ -75,7 +74,7 @@ pub enum SdpError {
         port: u32,
     },
 
-    /// The chosen stream asks for a packet time outside
+    /// The chosen stream requests a packet time outside
     /// [`REMOTE_PTIME_RANGE_MS`].
     #[error("SDP a=ptime:{ptime_ms} is outside the supported 10-60 ms; reject an offer with 488, end a call whose answer has it")]
     UnsupportedPtime {
@@ -171,7 +170,7 @@ pub struct Negotiated {
     pub audio_payload_type: u8,
     /// Payload type of telephone-event at 8 kHz as the caller offered it, or
     /// `None` when the caller offered none. Then keys arrive as tones in the
-    /// audio or as SIP INFO, see [`Negotiated::needs_inband_dtmf`].
+    /// audio or as SIP INFO (see [`Negotiated::needs_inband_dtmf`]).
     /// Telephone-event at other rates (such as 48000 Hz, offered with Opus)
     /// is ignored.
     pub telephone_event_payload_type: Option<u8>,
@@ -188,15 +187,15 @@ pub struct Negotiated {
     pub direction: Direction,
     /// Whether the peer put the call on hold: it offered `sendonly` or
     /// `inactive`, or the old RFC 2543 form, a connection address of
-    /// `0.0.0.0`. The application pauses prompts and input timeouts while
-    /// on hold and resumes on the next offer that clears it.
+    /// `0.0.0.0`. The application is expected to pause prompts while on
+    /// hold and to resume on the next offer that clears it.
     pub on_hold: bool,
 }
 
 impl Negotiated {
     /// Returns whether keys can only come as tones in the audio (or as
     /// SIP INFO), because the peer offered no telephone-event at 8 kHz. The
-    /// runtime then runs the in-band detector on the received audio.
+    /// runtime should then run the in-band detector on the received audio.
     pub fn needs_inband_dtmf(&self) -> bool {
         self.telephone_event_payload_type.is_none()
     }

@@ -81,9 +81,9 @@ pub const MIN_TWIST_DB: f64 = -4.0;
 /// checked, in dB.
 const TWIST_MARGIN_DB: f64 = 0.5;
 
-/// Weakest tone accepted, per frequency, in dBm0. Senders transmit each
-/// tone at roughly −10 to −6 dBm0, so this allows for 25 dB or more of loss
-/// on the way.
+/// Weakest tone accepted, per frequency, in dBm0.
+// NOTE: an estimate, not a Q.24 figure. It assumes senders transmit each
+// tone at about −10 to −6 dBm0 and allows for 25 dB or more of loss.
 pub const MIN_TONE_LEVEL_DBM0: f64 = -36.0;
 
 /// RMS value, in 16-bit linear units, of a sine at 0 dBm0. G.711 A-law
@@ -108,9 +108,9 @@ pub const MIN_TONE_FRACTION: f64 = 0.8;
 /// to the 5 ms hop tried.
 pub const MIN_HITS: u32 = 4;
 
-/// Consecutive windows without a hit that end a key press: 20 ms. A 40 ms
-/// pause, the shortest Q.24 lets a sender use, gives more; a drop-out of
-/// 10 ms or less gives fewer and does not split the press.
+/// Consecutive windows without a hit that end a key press, 20 ms of hops.
+/// In the unit tests a 40 ms pause gives more misses, so two presses stay
+/// apart. A drop-out of 10 ms gives fewer, so it does not split a press.
 pub const RELEASE_MISSES: u32 = 4;
 
 /// Precomputed Hann-windowed DFT kernels for the eight frequencies.

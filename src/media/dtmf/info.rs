@@ -10,9 +10,9 @@
 //! The body is caller input and may hold a contract number, so errors
 //! describe where it is malformed but never quote it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::media::dtmf::Digit;
+use crate::media::dtmf::{Digit, DtmfEvent};
 
 /// Content type of Cisco-style `Signal=`/`Duration=` bodies.
 pub const DTMF_RELAY_CONTENT_TYPE: &str = "application/dtmf-relay";
@@ -38,8 +38,20 @@ pub struct InfoDigit {
     pub duration: Option<Duration>,
 }
 
+impl InfoDigit {
+    /// Converts this key press into a [`DtmfEvent`] for the
+    /// [`super::merge::DigitMerger`], dated at the arrival of the INFO
+    /// request.
+    pub fn into_event(self, received_at: Instant) -> DtmfEvent {
+        DtmfEvent {
+            digit: self.digit,
+            received_at,
+        }
+    }
+}
+
 /// Errors from parsing an INFO body that claims to carry DTMF. The SIP
-/// layer has already answered 200, so the caller of [`parse_info`] logs the
+/// layer has already responded 200, so the caller of [`parse_info`] logs the
 /// error and drops the body.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InfoError {
@@ -259,6 +271,15 @@ mod tests {
             let body = format!("Signal={signal}\r\nDuration=100\r\n");
             assert_eq!(key(relay(&body)), Some(expected), "Signal={signal}");
         }
+    }
+
+    #[test]
+    fn info_digit_into_event() {
+        let parsed = relay("Signal=4").expect("valid body").expect("a key");
+        let now = Instant::now();
+        let event = parsed.into_event(now);
+        assert_eq!(event.digit.as_char(), '4');
+        assert_eq!(event.received_at, now);
     }
 
     #[test]

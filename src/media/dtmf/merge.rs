@@ -26,19 +26,19 @@ use crate::media::dtmf::DtmfEvent;
 /// send it only when the key is released, one key-hold later. A second
 /// press of the same key is no risk within this window, because it is only
 /// paired with a press that its own source has not reported yet. So the
-/// window covers a long key hold rather than the 80 ms minimum cycle of
-/// ITU-T Q.24 (40 ms tone, 40 ms pause).
+/// window covers a long key hold rather than the shortest press cycle
+/// (about 80 ms: a 40 ms tone and a 40 ms pause).
 // NOTE: one second is an estimate of the longest gateway delay, not a
 // measured figure. A key held longer and reported by INFO only on release
 // yields a second digit.
 pub const SAME_PRESS_WINDOW: Duration = Duration::from_millis(1_000);
 
-/// Largest number of recent presses kept for pairing. Ten keys a second is
-/// the fastest DTMF rate Q.24 allows, so a one-second window holds at most
-/// ten presses.
+/// Maximum number of recent presses kept for pairing. At the 40 ms tone and
+/// 40 ms pause this module assumes as the fastest cadence, a one-second
+/// window contains at most 13 presses.
 const MAX_RECENT_PRESSES: usize = 16;
 
-/// Where a key press came from.
+/// Source of a key press.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DigitSource {
     /// An RFC 4733 telephone-event in the RTP stream.

@@ -2,10 +2,12 @@
 //!
 //! A peer sends keys in one or more of three forms. [`rfc4733`] reads
 //! telephone-event RTP packets, [`info`] reads SIP INFO bodies, and
-//! [`inband`] finds the tones in the received audio, which the runtime runs
-//! when the SDP offer has no telephone-event. Each detector reports one
-//! [`DtmfEvent`] per key press, and [`merge::DigitMerger`] turns the
-//! reports of all three into one stream in which each press appears once.
+//! [`inband`] finds the tones in the received audio, for peers whose SDP
+//! offer has no telephone-event. Each detector reports one [`DtmfEvent`]
+//! per key press, and [`merge::DigitMerger`] turns the reports of all three
+//! into one stream in which each press appears once.
+// NOTE: the per-call task in src/runtime still feeds only the RFC 4733
+// receiver. INFO bodies, in-band detection and the merger are not wired in.
 
 pub mod inband;
 pub mod info;

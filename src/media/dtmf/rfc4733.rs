@@ -37,15 +37,17 @@ const END_BIT: u8 = 0x80;
 /// same value (MAX_MISORDER).
 const MAX_MISORDER: i16 = 100;
 
-/// How soon after an end packet another end packet of the same key, with a
-/// new timestamp and no start or update packet before it, still counts as a
-/// repeat of the first. A real second press cannot end sooner, because ITU-T
-/// Q.24 lets a sender use tones and pauses as short as 40 ms each.
+/// Maximum time after an end packet within which another end packet of the
+/// same key, with a new timestamp and no start or update packet before it,
+/// counts as a repeat of the first. A real second press ends at least one
+/// tone and one pause later. This code assumes 40 ms for each, the shortest
+/// tone that ITU-T Q.24 requires receivers to detect.
 pub const END_REPEAT_WINDOW: Duration = Duration::from_millis(80);
 
 /// Largest value of the 16-bit duration field, in timestamp units. A sender
-/// splits a longer event into segments that start this far apart (RFC 4733
-/// section 2.5.1.3).
+/// splits a longer event into segments (RFC 4733 section 2.5.1.3), and this
+/// receiver takes a timestamp this far after the previous segment's as the
+/// next segment.
 const MAX_SEGMENT_DURATION: u32 = u16::MAX as u32;
 
 /// How far below [`MAX_SEGMENT_DURATION`] the last duration seen may be for
