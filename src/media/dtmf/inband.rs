@@ -111,6 +111,8 @@ pub const MIN_HITS: u32 = 4;
 /// Consecutive windows without a hit that end a key press, 20 ms of hops.
 /// In the unit tests a 40 ms pause gives more misses, so two presses stay
 /// apart. A drop-out of 10 ms gives fewer, so it does not split a press.
+// NOTE: only silent drop-outs are bridged. 10 ms of another key's tone
+// inside a press gives more misses than this and splits the press in two.
 pub const RELEASE_MISSES: u32 = 4;
 
 /// Precomputed Hann-windowed DFT kernels for the eight frequencies.

@@ -171,8 +171,10 @@ impl Rfc4733Receiver {
             Some(previous) => !continues_in_segment(&previous, packet.timestamp, code),
         };
 
+        // An update of the same event keeps the time of its last end packet.
         let last_end_at = match stream.event {
-            Some(previous) if !is_new_event && !ended => previous.last_end_at,
+            _ if ended => Some(now),
+            Some(previous) if !is_new_event => previous.last_end_at,
             _ => None,
         };
         stream.event = Some(CurrentEvent {
@@ -180,7 +182,7 @@ impl Rfc4733Receiver {
             code,
             duration,
             ended,
-            last_end_at: if ended { Some(now) } else { last_end_at },
+            last_end_at,
         });
 
         if !is_new_event {
