@@ -83,8 +83,10 @@ impl fmt::Debug for Digit {
 pub struct DtmfEvent {
     /// The key pressed.
     pub digit: Digit,
-    /// When the first packet of the key press arrived, as passed in by the
-    /// driver. The call flow measures inter-digit timeouts from it.
+    /// When the key press began, from times passed in by the driver: the
+    /// arrival of the first RFC 4733 packet or of the INFO request, or the
+    /// estimated start of an in-band tone. The call flow measures
+    /// inter-digit timeouts from it.
     pub received_at: Instant,
 }
 
