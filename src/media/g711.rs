@@ -68,6 +68,13 @@ impl Codec {
             Codec::Pcmu => ulaw_to_linear(code),
         }
     }
+
+    /// Decodes an RTP payload of any length into `samples`, replacing its
+    /// contents, so that a caller can reuse one buffer for every packet.
+    pub fn decode_into(self, codes: &[u8], samples: &mut Vec<i16>) {
+        samples.clear();
+        samples.extend(codes.iter().map(|&code| self.decode(code)));
+    }
 }
 
 /// Mask of the four quantisation bits inside a segment.
@@ -321,6 +328,17 @@ mod tests {
                 assert!(error <= bound, "{codec:?} at {sample}: error {error}");
             }
         }
+    }
+
+    #[test]
+    fn decode_into_replaces_buffer() {
+        let mut samples = vec![1, 2, 3, 4, 5];
+        Codec::Pcma.decode_into(&[0xD5, 0xAA], &mut samples);
+        assert_eq!(samples, [8, 32256]);
+        Codec::Pcmu.decode_into(&[0x00], &mut samples);
+        assert_eq!(samples, [-32124]);
+        Codec::Pcmu.decode_into(&[], &mut samples);
+        assert!(samples.is_empty());
     }
 
     #[test]

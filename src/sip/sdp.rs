@@ -1,9 +1,12 @@
 //! SDP offer/answer (RFC 3264, SDP syntax RFC 4566) for the audio stream of
 //! an inbound call.
 //!
-//! The service only answers: the caller's INVITE carries the offer, and
-//! [`answer_offer`] picks G.711 and telephone-event from it and writes the
-//! answer. It is sans-I/O and allocates only the answer text.
+//! Usually the caller's INVITE carries the offer, and [`answer_offer`] picks
+//! G.711 and telephone-event from it and writes the answer. A re-INVITE
+//! (hold, resume) is answered the same way with
+//! [`answer_offer_with_version`]. For an INVITE without SDP (late offer),
+//! [`create_offer`] writes the offer for the 200 OK and [`accept_answer`]
+//! reads the answer from the ACK. Everything here is sans-I/O.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +19,10 @@ use webrtc_sdp::SdpSession;
 use crate::media::g711::Codec;
 use crate::media::{FRAME_DURATION, SAMPLE_RATE_HZ};
 
+mod offer;
+
+pub use offer::{accept_answer, create_offer, OFFER_TELEPHONE_EVENT_PAYLOAD_TYPE};
+
 /// Packet time of the audio this service sends, in ms. Prompts are stored as
 /// 20 ms frames, so this is fixed.
 pub const PTIME_MS: u32 = FRAME_DURATION.as_millis() as u32;
@@ -26,6 +33,11 @@ const TELEPHONE_EVENTS: &str = "0-16";
 
 /// Encoding name of RFC 4733 events in `a=rtpmap`.
 const TELEPHONE_EVENT_NAME: &str = "telephone-event";
+
+/// Packet times accepted in the peer's `a=ptime`, in ms. The service
+/// receives any of them but always sends [`PTIME_MS`]. An offer outside the
+/// range is rejected with 488, so widen it if a real peer needs more.
+pub const REMOTE_PTIME_RANGE_MS: std::ops::RangeInclusive<u64> = 10..=60;
 
 /// Errors from negotiating an SDP offer. The SIP layer maps them to
 /// responses.
@@ -61,13 +73,92 @@ pub enum SdpError {
         /// The port from the `m=` line.
         port: u32,
     },
+
+    /// The chosen stream requests a packet time outside
+    /// [`REMOTE_PTIME_RANGE_MS`].
+    #[error("SDP a=ptime:{ptime_ms} is outside the supported 10-60 ms; reject an offer with 488, end a call whose answer has it")]
+    UnsupportedPtime {
+        /// The value of `a=ptime`, in ms.
+        ptime_ms: u64,
+    },
+
+    /// The peer's connection address and our RTP address are of different IP
+    /// families, so the peer could not reach us. The caller can retry with an
+    /// RTP socket of the peer's family, or answer 488.
+    #[error("SDP connection address {remote} is {}, but the local RTP address {local} is not; use an RTP socket of the same family, or reject with 488", family(*remote))]
+    AddressFamilyMismatch {
+        /// The peer's connection address.
+        remote: IpAddr,
+        /// Our RTP address.
+        local: IpAddr,
+    },
+
+    /// The answer in the ACK to our offer (late offer) does not parse, is not
+    /// UTF-8, or has a different number of media streams than the offer.
+    #[error("invalid SDP answer to our offer: {reason}; end the call with BYE")]
+    InvalidAnswer {
+        /// Parser message, or what is wrong.
+        reason: String,
+    },
+
+    /// The answer to our offer rejects the audio stream (port 0) or accepts
+    /// none of the codecs we offered.
+    #[error("SDP answer rejects the audio stream or accepts neither PCMA nor PCMU; end the call with BYE")]
+    AnswerWithoutAudio,
+}
+
+/// Returns the name of an address's IP family for messages.
+fn family(address: IpAddr) -> &'static str {
+    match address {
+        IpAddr::V4(_) => "IPv4",
+        IpAddr::V6(_) => "IPv6",
+    }
+}
+
+/// Direction attribute of an SDP media stream (RFC 3264 section 5.1), seen
+/// from the side that wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `a=sendrecv`, also the default when no direction is given.
+    SendRecv,
+    /// `a=sendonly`: the writer sends but does not want to receive. A
+    /// caller's phone offers this when it puts the call on hold.
+    SendOnly,
+    /// `a=recvonly`: the writer receives but does not send.
+    RecvOnly,
+    /// `a=inactive`: neither side sends.
+    Inactive,
+}
+
+impl Direction {
+    /// Returns the attribute name as written in SDP.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+
+    /// Returns the direction an answer takes to this offered direction
+    /// (RFC 3264 section 6.1): send-only and receive-only swap.
+    pub fn answer(self) -> Direction {
+        match self {
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            other => other,
+        }
+    }
 }
 
 /// Result of answering an offer: the answer to send and what the media path
 /// needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
-    /// The SDP answer, with CRLF line ends, for the 200 OK body.
+    /// The SDP this side sends in the 200 OK body, with CRLF line ends: the
+    /// answer to the peer's offer, or, after [`accept_answer`], our own
+    /// offer.
     pub answer: String,
     /// Address to send RTP to: the offer's connection address and audio
     /// port.
@@ -78,13 +169,36 @@ pub struct Negotiated {
     /// dynamic value mapped with `a=rtpmap`).
     pub audio_payload_type: u8,
     /// Payload type of telephone-event at 8 kHz as the caller offered it, or
-    /// `None` when the caller offered none and DTMF must come another way.
+    /// `None` when the caller offered none. Then keys arrive as tones in the
+    /// audio or as SIP INFO (see [`Negotiated::needs_inband_dtmf`]).
+    /// Telephone-event at other rates (such as 48000 Hz, offered with Opus)
+    /// is ignored.
     pub telephone_event_payload_type: Option<u8>,
     /// Packet time of the audio this service sends, in ms (always
     /// [`PTIME_MS`]).
-    // NOTE: an offered `a=ptime` other than 20 is not honoured; the service
-    // sends 20 ms packets regardless.
+    // NOTE: an offered `a=ptime` other than 20 is not honoured when we send;
+    // the service sends 20 ms packets regardless.
     pub ptime_ms: u32,
+    /// The peer's `a=ptime` in ms, within [`REMOTE_PTIME_RANGE_MS`], or
+    /// `None` when it sent none. It sizes the packets the peer sends us.
+    pub remote_ptime_ms: Option<u32>,
+    /// Direction of the stream as the peer wrote it: media level first,
+    /// then session level, default send-receive.
+    pub direction: Direction,
+    /// Whether the peer put the call on hold: it offered `sendonly` or
+    /// `inactive`, or the old RFC 2543 form, a connection address of
+    /// `0.0.0.0`. The application is expected to pause prompts while on
+    /// hold and to resume on the next offer that clears it.
+    pub on_hold: bool,
+}
+
+impl Negotiated {
+    /// Returns whether keys can only come as tones in the audio (or as
+    /// SIP INFO), because the peer offered no telephone-event at 8 kHz. The
+    /// runtime should then run the in-band detector on the received audio.
+    pub fn needs_inband_dtmf(&self) -> bool {
+        self.telephone_event_payload_type.is_none()
+    }
 }
 
 /// Answers an SDP offer with one G.711 audio stream.
@@ -98,11 +212,28 @@ pub struct Negotiated {
 /// `session_id` becomes the `o=` line's session id and version.
 ///
 /// Returns [`SdpError::NoCommonCodec`] when no stream qualifies, which the
-/// SIP layer turns into 488.
+/// SIP layer turns into 488, and [`SdpError::AddressFamilyMismatch`] when
+/// the offer's connection address is not of the family of `local_rtp`.
 pub fn answer_offer(
     offer: &[u8],
     local_rtp: SocketAddr,
     session_id: u64,
+) -> Result<Negotiated, SdpError> {
+    answer_offer_with_version(offer, local_rtp, session_id, session_id)
+}
+
+/// Answers an SDP offer like [`answer_offer`], with `version` as the `o=`
+/// line's session version.
+///
+/// Within a dialog, every new answer must carry a higher version than the
+/// previous SDP this side sent, and the same session id (RFC 3264
+/// section 8). So the answer to a re-INVITE passes the previous version
+/// plus one.
+pub fn answer_offer_with_version(
+    offer: &[u8],
+    local_rtp: SocketAddr,
+    session_id: u64,
+    version: u64,
 ) -> Result<Negotiated, SdpError> {
     let text = std::str::from_utf8(offer).map_err(|_| SdpError::NotUtf8)?;
     let split = split_offer(text)?;
@@ -146,15 +277,33 @@ pub fn answer_offer(
         };
     };
 
-    let answer = write_answer(&split, chosen_index, &choice, local_rtp, session_id);
-    Ok(Negotiated {
-        answer,
-        remote_rtp: choice.remote_rtp,
-        codec: choice.codec,
-        audio_payload_type: choice.audio_payload_type,
-        telephone_event_payload_type: choice.telephone_event_payload_type,
-        ptime_ms: PTIME_MS,
-    })
+    check_address_family(choice.remote_rtp.ip(), local_rtp.ip())?;
+
+    let origin = Origin {
+        session_id,
+        version,
+    };
+    let answer = write_answer(&split, chosen_index, &choice, local_rtp, origin);
+    Ok(choice.into_negotiated(answer))
+}
+
+/// Returns an error when the peer's connection address and our RTP address
+/// are of different IP families. An unspecified peer address (`0.0.0.0` or
+/// `::`) means hold and is accepted with either family.
+fn check_address_family(remote: IpAddr, local: IpAddr) -> Result<(), SdpError> {
+    if remote.is_unspecified() || remote.is_ipv4() == local.is_ipv4() {
+        return Ok(());
+    }
+    Err(SdpError::AddressFamilyMismatch { remote, local })
+}
+
+/// Session id and version of an `o=` line (RFC 4566 section 5.2).
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    /// Stays the same for the whole dialog.
+    session_id: u64,
+    /// Rises with every new SDP this side sends in the dialog.
+    version: u64,
 }
 
 /// The offer cut into its session part and its media sections.
@@ -250,8 +399,29 @@ struct AudioChoice {
     telephone_event_payload_type: Option<u8>,
     /// Transport protocol to echo (`RTP/AVP` or `RTP/AVPF`).
     proto: &'static str,
-    /// Direction attribute of the answer.
-    direction: &'static str,
+    /// Direction as the peer wrote it.
+    direction: Direction,
+    /// The peer's `a=ptime`, if any.
+    remote_ptime_ms: Option<u32>,
+}
+
+impl AudioChoice {
+    /// Builds the negotiation result, with `local_sdp` as the SDP we send.
+    fn into_negotiated(self, local_sdp: String) -> Negotiated {
+        let on_hold = matches!(self.direction, Direction::SendOnly | Direction::Inactive)
+            || self.remote_rtp.ip().is_unspecified();
+        Negotiated {
+            answer: local_sdp,
+            remote_rtp: self.remote_rtp,
+            codec: self.codec,
+            audio_payload_type: self.audio_payload_type,
+            telephone_event_payload_type: self.telephone_event_payload_type,
+            ptime_ms: PTIME_MS,
+            remote_ptime_ms: self.remote_ptime_ms,
+            direction: self.direction,
+            on_hold,
+        }
+    }
 }
 
 /// Picks codec and telephone-event from a session with one media section, or
@@ -291,6 +461,7 @@ fn choose_audio(session: &SdpSession) -> Result<Option<AudioChoice>, SdpError> {
         .find(|payload_type| is_telephone_event(media, *payload_type));
 
     let remote_rtp = remote_address(session, media)?;
+    let remote_ptime_ms = remote_ptime(media)?;
 
     Ok(Some(AudioChoice {
         remote_rtp,
@@ -298,8 +469,30 @@ fn choose_audio(session: &SdpSession) -> Result<Option<AudioChoice>, SdpError> {
         audio_payload_type,
         telephone_event_payload_type,
         proto,
-        direction: answer_direction(session, media),
+        direction: stream_direction(session, media),
+        remote_ptime_ms,
     }))
+}
+
+/// Returns the media section's `a=ptime` when it is within
+/// [`REMOTE_PTIME_RANGE_MS`], `None` when absent, or an error.
+fn remote_ptime(media: &SdpMedia) -> Result<Option<u32>, SdpError> {
+    let ptime = media
+        .get_attributes_of_type(SdpAttributeType::Ptime)
+        .into_iter()
+        .find_map(|attribute| match attribute {
+            SdpAttribute::Ptime(ptime) => Some(*ptime),
+            _ => None,
+        });
+    let Some(ptime_ms) = ptime else {
+        return Ok(None);
+    };
+
+    if !REMOTE_PTIME_RANGE_MS.contains(&ptime_ms) {
+        return Err(SdpError::UnsupportedPtime { ptime_ms });
+    }
+    // The range check above keeps the value far below u32::MAX.
+    Ok(u32::try_from(ptime_ms).ok())
 }
 
 /// Returns the `a=rtpmap` of a payload type in a media section.
@@ -364,26 +557,46 @@ fn remote_address(session: &SdpSession, media: &SdpMedia) -> Result<SocketAddr, 
     Ok(SocketAddr::new(ip, port))
 }
 
-/// Returns the answer's direction attribute for the offer's direction
-/// (RFC 3264): media level first, then session level, default
-/// sendrecv.
-fn answer_direction(session: &SdpSession, media: &SdpMedia) -> &'static str {
-    let offered = [
-        (SdpAttributeType::Sendonly, "recvonly"),
-        (SdpAttributeType::Recvonly, "sendonly"),
-        (SdpAttributeType::Inactive, "inactive"),
-        (SdpAttributeType::Sendrecv, "sendrecv"),
+/// Returns the direction the peer wrote for a stream: media level first,
+/// then session level, default sendrecv (RFC 3264 section 5.1).
+fn stream_direction(session: &SdpSession, media: &SdpMedia) -> Direction {
+    let attributes = [
+        (SdpAttributeType::Sendonly, Direction::SendOnly),
+        (SdpAttributeType::Recvonly, Direction::RecvOnly),
+        (SdpAttributeType::Inactive, Direction::Inactive),
+        (SdpAttributeType::Sendrecv, Direction::SendRecv),
     ];
     let find = |has: &dyn Fn(SdpAttributeType) -> bool| {
-        offered
+        attributes
             .iter()
             .find(|(attribute, _)| has(attribute.clone()))
-            .map(|(_, answer)| *answer)
+            .map(|(_, direction)| *direction)
     };
 
     find(&|attribute| media.get_attribute(attribute).is_some())
         .or_else(|| find(&|attribute| session.get_attribute(attribute).is_some()))
-        .unwrap_or("sendrecv")
+        .unwrap_or(Direction::SendRecv)
+}
+
+/// Returns the `o=`, `s=`, `c=` and `t=` lines of SDP we write, with the
+/// address of `local_rtp`.
+fn session_lines(local_rtp: SocketAddr, origin: Origin) -> String {
+    let (address_type, address) = match local_rtp.ip() {
+        IpAddr::V4(ip) => ("IP4", ip.to_string()),
+        IpAddr::V6(ip) => ("IP6", ip.to_string()),
+    };
+    let Origin {
+        session_id,
+        version,
+    } = origin;
+
+    format!(
+        "v=0\r\n\
+         o=- {session_id} {version} IN {address_type} {address}\r\n\
+         s=ivr-verify\r\n\
+         c=IN {address_type} {address}\r\n\
+         t=0 0\r\n"
+    )
 }
 
 /// Writes the answer: the chosen stream with our address, every other
@@ -393,26 +606,10 @@ fn write_answer(
     chosen_index: usize,
     choice: &AudioChoice,
     local_rtp: SocketAddr,
-    session_id: u64,
+    origin: Origin,
 ) -> String {
-    let (address_type, address) = match local_rtp.ip() {
-        IpAddr::V4(ip) => ("IP4", ip.to_string()),
-        IpAddr::V6(ip) => ("IP6", ip.to_string()),
-    };
-
     // Writing to a String cannot fail, so the fmt::Result values are ignored.
-    // NOTE: the o= version equals session_id. An answer to a re-INVITE that
-    // changes the media must use a higher version (RFC 3264), which this
-    // signature cannot express yet.
-    let mut answer = String::with_capacity(512);
-    let _ = write!(
-        answer,
-        "v=0\r\n\
-         o=- {session_id} {session_id} IN {address_type} {address}\r\n\
-         s=ivr-verify\r\n\
-         c=IN {address_type} {address}\r\n\
-         t=0 0\r\n"
-    );
+    let mut answer = session_lines(local_rtp, origin);
 
     for (index, section) in split.sections.iter().enumerate() {
         if index != chosen_index {
@@ -446,347 +643,15 @@ fn write_answer(
                  a=fmtp:{event_pt} {TELEPHONE_EVENTS}\r\n"
             );
         }
-        // NOTE: the direction is only written into the answer. Negotiated
-        // does not carry it, so the media task sends prompts even when the
-        // caller offered sendonly or inactive (hold).
-        let _ = write!(answer, "a=ptime:{PTIME_MS}\r\na={}\r\n", choice.direction);
+        let _ = write!(
+            answer,
+            "a=ptime:{PTIME_MS}\r\na={}\r\n",
+            choice.direction.answer().attribute()
+        );
     }
 
     answer
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn local() -> SocketAddr {
-        "127.0.0.1:40000".parse().expect("valid address")
-    }
-
-    /// The offer of sipp's built-in `uac` scenario (SIPp 3.6.1, shown by
-    /// `sipp -sd uac`), with its placeholders filled in.
-    const SIPP_UAC_OFFER: &str = "v=0\r\n\
-        o=user1 53655765 2353687637 IN IP4 127.0.0.1\r\n\
-        s=-\r\n\
-        c=IN IP4 127.0.0.1\r\n\
-        t=0 0\r\n\
-        m=audio 6000 RTP/AVP 0\r\n\
-        a=rtpmap:0 PCMU/8000\r\n";
-
-    /// A softphone offer: Opus, G.722, both G.711 laws, telephone-event at
-    /// 48 kHz and 8 kHz, RTCP attributes and a disabled video stream.
-    const SOFTPHONE_OFFER: &str = "v=0\r\n\
-        o=- 3912345678 3912345678 IN IP4 192.0.2.10\r\n\
-        s=pjmedia\r\n\
-        b=AS:84\r\n\
-        t=0 0\r\n\
-        a=X-nat:0\r\n\
-        m=audio 4000 RTP/AVP 96 9 8 0 101 102\r\n\
-        c=IN IP4 192.0.2.10\r\n\
-        b=AS:64000\r\n\
-        a=rtpmap:96 opus/48000/2\r\n\
-        a=fmtp:96 useinbandfec=1\r\n\
-        a=rtpmap:9 G722/8000\r\n\
-        a=rtpmap:8 PCMA/8000\r\n\
-        a=rtpmap:0 PCMU/8000\r\n\
-        a=rtpmap:101 telephone-event/48000\r\n\
-        a=fmtp:101 0-16\r\n\
-        a=rtpmap:102 telephone-event/8000\r\n\
-        a=fmtp:102 0-16\r\n\
-        a=ptime:20\r\n\
-        a=maxptime:150\r\n\
-        a=sendrecv\r\n\
-        a=rtcp:4001 IN IP4 192.0.2.10\r\n\
-        m=video 0 RTP/AVP 97\r\n\
-        c=IN IP4 192.0.2.10\r\n\
-        a=rtpmap:97 H264/90000\r\n";
-
-    /// Offer whose PCMU and telephone-event use dynamic payload types.
-    const DYNAMIC_OFFER: &str = "v=0\n\
-        o=carrier 1 1 IN IP4 198.51.100.7\n\
-        s=call\n\
-        t=0 0\n\
-        m=audio 30000 RTP/AVP 110 98\n\
-        c=IN IP4 198.51.100.7\n\
-        a=rtpmap:110 PCMU/8000\n\
-        a=rtpmap:98 telephone-event/8000\n\
-        a=fmtp:98 0-15\n";
-
-    fn media_lines(answer: &str) -> Vec<&str> {
-        answer
-            .lines()
-            .filter(|line| line.starts_with("m="))
-            .collect()
-    }
-
-    #[test]
-    fn sipp_offer_gets_pcmu() {
-        let negotiated = answer_offer(SIPP_UAC_OFFER.as_bytes(), local(), 42).expect("answerable");
-        assert_eq!(negotiated.codec, Codec::Pcmu);
-        assert_eq!(negotiated.audio_payload_type, 0);
-        assert_eq!(negotiated.telephone_event_payload_type, None);
-        assert_eq!(
-            negotiated.remote_rtp,
-            "127.0.0.1:6000".parse().expect("address")
-        );
-        assert_eq!(negotiated.ptime_ms, 20);
-        assert_eq!(media_lines(&negotiated.answer), ["m=audio 40000 RTP/AVP 0"]);
-        assert!(negotiated.answer.contains("a=rtpmap:0 PCMU/8000\r\n"));
-        assert!(negotiated.answer.contains("o=- 42 42 IN IP4 127.0.0.1\r\n"));
-        assert!(negotiated.answer.contains("c=IN IP4 127.0.0.1\r\n"));
-        assert!(negotiated.answer.contains("a=sendrecv\r\n"));
-        assert!(!negotiated.answer.contains("telephone-event"));
-    }
-
-    #[test]
-    fn softphone_offer_gets_first_g711() {
-        let negotiated = answer_offer(SOFTPHONE_OFFER.as_bytes(), local(), 7).expect("answerable");
-        assert_eq!(negotiated.codec, Codec::Pcma, "PCMA is listed before PCMU");
-        assert_eq!(negotiated.audio_payload_type, 8);
-        assert_eq!(
-            negotiated.telephone_event_payload_type,
-            Some(102),
-            "the 8 kHz one"
-        );
-        assert_eq!(
-            negotiated.remote_rtp,
-            "192.0.2.10:4000".parse().expect("address")
-        );
-        assert_eq!(
-            media_lines(&negotiated.answer),
-            ["m=audio 40000 RTP/AVP 8 102", "m=video 0 RTP/AVP 97"]
-        );
-        assert!(negotiated
-            .answer
-            .contains("a=rtpmap:102 telephone-event/8000\r\n"));
-        assert!(negotiated.answer.contains("a=fmtp:102 0-16\r\n"));
-        assert!(negotiated.answer.contains("a=ptime:20\r\n"));
-        assert!(!negotiated.answer.contains("opus"));
-    }
-
-    #[test]
-    fn dynamic_payload_types_are_echoed() {
-        let negotiated = answer_offer(DYNAMIC_OFFER.as_bytes(), local(), 1).expect("answerable");
-        assert_eq!(negotiated.codec, Codec::Pcmu);
-        assert_eq!(negotiated.audio_payload_type, 110);
-        assert_eq!(negotiated.telephone_event_payload_type, Some(98));
-        assert_eq!(
-            negotiated.remote_rtp,
-            "198.51.100.7:30000".parse().expect("address")
-        );
-        assert!(negotiated.answer.contains("a=rtpmap:110 PCMU/8000\r\n"));
-        assert!(negotiated.answer.contains("a=fmtp:98 0-16\r\n"));
-        assert!(negotiated.answer.lines().all(|line| !line.is_empty()));
-    }
-
-    #[test]
-    fn answer_parses_as_sdp() {
-        for offer in [SIPP_UAC_OFFER, SOFTPHONE_OFFER, DYNAMIC_OFFER] {
-            let negotiated = answer_offer(offer.as_bytes(), local(), 99).expect("answerable");
-            let parsed = webrtc_sdp::parse_sdp(&negotiated.answer, true)
-                .unwrap_or_else(|e| panic!("answer does not parse: {e}\n{}", negotiated.answer));
-            assert_eq!(
-                parsed.media.len(),
-                media_lines(offer).len(),
-                "one m= line per offer stream"
-            );
-            let audio = &parsed.media[0];
-            assert_eq!(audio.get_port(), 40000);
-            assert!(audio.get_attribute(SdpAttributeType::Sendrecv).is_some());
-        }
-    }
-
-    #[test]
-    fn garbage_is_invalid() {
-        let error = answer_offer(
-            b"hello, this is not a session description at all, sorry",
-            local(),
-            1,
-        )
-        .expect_err("garbage");
-        assert!(matches!(error, SdpError::Invalid { .. }), "{error:?}");
-
-        assert!(matches!(
-            answer_offer(b"", local(), 1),
-            Err(SdpError::Invalid { .. })
-        ));
-        assert_eq!(
-            answer_offer(&[0xFF, 0xFE, 0x00], local(), 1),
-            Err(SdpError::NotUtf8)
-        );
-
-        let broken_media = SIPP_UAC_OFFER.replace("m=audio 6000 RTP/AVP 0", "m=audio 6000");
-        assert!(matches!(
-            answer_offer(broken_media.as_bytes(), local(), 1),
-            Err(SdpError::Invalid { .. })
-        ));
-
-        let no_timing = SIPP_UAC_OFFER.replace("t=0 0\r\n", "");
-        assert!(matches!(
-            answer_offer(no_timing.as_bytes(), local(), 1),
-            Err(SdpError::Invalid { .. })
-        ));
-    }
-
-    #[test]
-    fn control_characters_in_media_line_are_invalid() {
-        let offer = SOFTPHONE_OFFER.replace("m=video 0 RTP/AVP 97", "m=video 0 RTP/AVP 9\u{7}7");
-        assert!(matches!(
-            answer_offer(offer.as_bytes(), local(), 1),
-            Err(SdpError::Invalid { .. })
-        ));
-    }
-
-    #[test]
-    fn no_g711_is_no_common_codec() {
-        let offer = SIPP_UAC_OFFER
-            .replace("RTP/AVP 0", "RTP/AVP 18")
-            .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:18 G729/8000");
-        assert_eq!(
-            answer_offer(offer.as_bytes(), local(), 1),
-            Err(SdpError::NoCommonCodec)
-        );
-    }
-
-    #[test]
-    fn g711_at_wrong_rate_is_not_accepted() {
-        let offer = SIPP_UAC_OFFER
-            .replace("RTP/AVP 0", "RTP/AVP 100")
-            .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:100 PCMU/16000");
-        assert_eq!(
-            answer_offer(offer.as_bytes(), local(), 1),
-            Err(SdpError::NoCommonCodec)
-        );
-    }
-
-    #[test]
-    fn no_media_is_no_common_codec() {
-        let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n";
-        assert_eq!(
-            answer_offer(offer.as_bytes(), local(), 1),
-            Err(SdpError::NoCommonCodec)
-        );
-
-        let video_only = SIPP_UAC_OFFER
-            .replace("m=audio 6000 RTP/AVP 0", "m=video 6000 RTP/AVP 97")
-            .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:97 H264/90000");
-        assert_eq!(
-            answer_offer(video_only.as_bytes(), local(), 1),
-            Err(SdpError::NoCommonCodec)
-        );
-    }
-
-    #[test]
-    fn srtp_only_is_no_common_codec() {
-        let offer = SIPP_UAC_OFFER.replace("RTP/AVP", "RTP/SAVP");
-        assert_eq!(
-            answer_offer(offer.as_bytes(), local(), 1),
-            Err(SdpError::NoCommonCodec)
-        );
-    }
-
-    #[test]
-    fn t38_stream_is_rejected_not_fatal() {
-        let offer = format!(
-            "{SIPP_UAC_OFFER}m=image 6002 udptl t38\r\nc=IN IP4 127.0.0.1\r\na=T38FaxVersion:0\r\n"
-        );
-        let negotiated = answer_offer(offer.as_bytes(), local(), 1).expect("audio is answerable");
-        assert_eq!(negotiated.codec, Codec::Pcmu);
-        assert_eq!(
-            media_lines(&negotiated.answer),
-            ["m=audio 40000 RTP/AVP 0", "m=image 0 udptl t38"]
-        );
-    }
-
-    #[test]
-    fn disabled_audio_is_skipped() {
-        let offer = "v=0\r\n\
-            o=- 1 1 IN IP4 192.0.2.1\r\n\
-            s=-\r\n\
-            c=IN IP4 192.0.2.1\r\n\
-            t=0 0\r\n\
-            m=audio 0 RTP/AVP 8\r\n\
-            m=audio 5000 RTP/AVP 0 8\r\n";
-        let negotiated = answer_offer(offer.as_bytes(), local(), 1).expect("second stream works");
-        assert_eq!(negotiated.codec, Codec::Pcmu);
-        assert_eq!(negotiated.remote_rtp.port(), 5000);
-        assert_eq!(
-            media_lines(&negotiated.answer),
-            ["m=audio 0 RTP/AVP 8", "m=audio 40000 RTP/AVP 0"]
-        );
-    }
-
-    #[test]
-    fn media_connection_overrides_session() {
-        let offer = SIPP_UAC_OFFER.replace(
-            "a=rtpmap:0 PCMU/8000\r\n",
-            "c=IN IP4 203.0.113.5\r\na=rtpmap:0 PCMU/8000\r\n",
-        );
-        let negotiated = answer_offer(offer.as_bytes(), local(), 1).expect("answerable");
-        assert_eq!(
-            negotiated.remote_rtp,
-            "203.0.113.5:6000".parse().expect("address")
-        );
-    }
-
-    #[test]
-    fn ipv6_offer_and_local_address() {
-        let offer = SIPP_UAC_OFFER.replace("IN IP4 127.0.0.1", "IN IP6 ::1");
-        let local_v6: SocketAddr = "[::1]:40002".parse().expect("address");
-        let negotiated = answer_offer(offer.as_bytes(), local_v6, 5).expect("answerable");
-        assert_eq!(
-            negotiated.remote_rtp,
-            "[::1]:6000".parse().expect("address")
-        );
-        assert!(negotiated.answer.contains("c=IN IP6 ::1\r\n"));
-        assert!(negotiated.answer.contains("m=audio 40002 "));
-    }
-
-    #[test]
-    fn host_name_connection_is_unsupported() {
-        let offer = SIPP_UAC_OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 media.example.com");
-        assert_eq!(
-            answer_offer(offer.as_bytes(), local(), 1),
-            Err(SdpError::UnsupportedConnectionAddress {
-                address: "media.example.com".to_owned()
-            })
-        );
-    }
-
-    #[test]
-    fn direction_is_mirrored() {
-        let cases = [
-            ("a=sendonly", "a=recvonly"),
-            ("a=recvonly", "a=sendonly"),
-            ("a=inactive", "a=inactive"),
-            ("a=sendrecv", "a=sendrecv"),
-        ];
-        for (offered, answered) in cases {
-            let offer = format!("{SIPP_UAC_OFFER}{offered}\r\n");
-            let negotiated = answer_offer(offer.as_bytes(), local(), 1).expect("answerable");
-            assert!(
-                negotiated.answer.contains(&format!("{answered}\r\n")),
-                "{offered} answered with\n{}",
-                negotiated.answer
-            );
-        }
-
-        let session_level = SIPP_UAC_OFFER.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
-        let negotiated = answer_offer(session_level.as_bytes(), local(), 1).expect("answerable");
-        assert!(negotiated.answer.contains("a=recvonly\r\n"));
-    }
-
-    #[test]
-    fn static_payload_type_without_rtpmap() {
-        let offer = SIPP_UAC_OFFER
-            .replace("RTP/AVP 0", "RTP/AVP 8 0 101")
-            .replace(
-                "a=rtpmap:0 PCMU/8000\r\n",
-                "a=rtpmap:101 TELEPHONE-EVENT/8000\r\n",
-            );
-        let negotiated = answer_offer(offer.as_bytes(), local(), 1).expect("answerable");
-        assert_eq!(negotiated.codec, Codec::Pcma);
-        assert_eq!(negotiated.audio_payload_type, 8);
-        assert_eq!(negotiated.telephone_event_payload_type, Some(101));
-    }
-}
+mod tests;

@@ -1,8 +1,17 @@
 //! DTMF key presses received from the caller.
 //!
-//! [`rfc4733`] reads telephone-event RTP packets. Each detector reports one
-//! [`DtmfEvent`] per key press.
+//! A peer sends keys in one or more of three forms. [`rfc4733`] reads
+//! telephone-event RTP packets, [`info`] reads SIP INFO bodies, and
+//! [`inband`] finds the tones in the received audio, for peers whose SDP
+//! offer has no telephone-event. Each detector reports one [`DtmfEvent`]
+//! per key press, and [`merge::DigitMerger`] turns the reports of all three
+//! into one stream in which each press appears once.
+// NOTE: the per-call task in src/runtime still feeds only the RFC 4733
+// receiver. INFO bodies, in-band detection and the merger are not wired in.
 
+pub mod inband;
+pub mod info;
+pub mod merge;
 pub mod rfc4733;
 
 use std::fmt;
@@ -74,8 +83,10 @@ impl fmt::Debug for Digit {
 pub struct DtmfEvent {
     /// The key pressed.
     pub digit: Digit,
-    /// When the first packet of the key press arrived, as passed in by the
-    /// driver. The call flow measures inter-digit timeouts from it.
+    /// When the key press began, from times passed in by the driver: the
+    /// arrival of the first RFC 4733 packet or of the INFO request, or the
+    /// estimated start of an in-band tone. The call flow measures
+    /// inter-digit timeouts from it.
     pub received_at: Instant,
 }
 

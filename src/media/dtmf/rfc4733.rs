@@ -6,8 +6,21 @@
 //! with the same sequence number. This receiver
 //! turns that series into exactly one [`DtmfEvent`], reported on the first
 //! packet that arrives, so the call flow can stop a prompt at once.
+//!
+//! Real senders deviate, and the receiver accepts these cases:
+//! - No marker bit on the first packet: the marker is ignored, and a new
+//!   RTP timestamp alone starts a new event.
+//! - Lost start packets: the first packet seen, even an end packet, reports
+//!   the key.
+//! - Lost end packets: a packet with a new timestamp ends the previous event
+//!   and starts the next one, even for the same key.
+//! - Long presses: any number of updates, and events longer than the 16-bit
+//!   duration field split into segments whose E bit is not set.
+//! - End packets repeated with a new timestamp each (a sender bug seen in
+//!   the field): they count as repeats when they arrive within
+//!   [`END_REPEAT_WINDOW`] of the previous end packet of the same key.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::media::dtmf::{Digit, DtmfEvent};
 use crate::media::rtp::RtpPacket;
@@ -24,6 +37,24 @@ const END_BIT: u8 = 0x80;
 /// same value (MAX_MISORDER).
 const MAX_MISORDER: i16 = 100;
 
+/// Maximum time after an end packet within which another end packet of the
+/// same key, with a new timestamp and no start or update packet before it,
+/// counts as a repeat of the first. A real second press ends at least one
+/// tone and one pause later. This code assumes 40 ms for each, the shortest
+/// tone that ITU-T Q.24 requires receivers to detect.
+pub const END_REPEAT_WINDOW: Duration = Duration::from_millis(80);
+
+/// Largest value of the 16-bit duration field, in timestamp units. A sender
+/// splits a longer event into segments (RFC 4733 section 2.5.1.3), and this
+/// receiver takes a timestamp this far after the previous segment's as the
+/// next segment.
+const MAX_SEGMENT_DURATION: u32 = u16::MAX as u32;
+
+/// How far below [`MAX_SEGMENT_DURATION`] the last duration seen may be for
+/// a new timestamp to still continue the event as its next segment: one
+/// second at 8 kHz, to allow for the segment's last updates being lost.
+const SEGMENT_END_SLACK: u16 = 8_000;
+
 /// Counters a receiver keeps for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReceiverStats {
@@ -36,6 +67,9 @@ pub struct ReceiverStats {
     pub malformed: u64,
     /// New events whose code is not a keypad key (for example 16, flash).
     pub non_key_events: u64,
+    /// End packets that repeated the previous event's end with a new
+    /// timestamp, within [`END_REPEAT_WINDOW`].
+    pub repeated_ends: u64,
 }
 
 /// The event this receiver is tracking within one stream.
@@ -50,6 +84,9 @@ struct CurrentEvent {
     /// Whether an end packet arrived; a long event continues in a new
     /// segment only while it has not ended.
     ended: bool,
+    /// Arrival time of the latest end packet, to recognise end packets that
+    /// a faulty sender repeats with a new timestamp.
+    last_end_at: Option<Instant>,
 }
 
 /// Receiver state for the sender's RTP stream.
@@ -120,30 +157,32 @@ impl Rfc4733Receiver {
 
         let stream = self.accept_sequence_number(packet)?;
 
-        // A new RTP timestamp means a new event, unless it is the next
-        // segment of a long event (RFC 4733 splits events longer than the
-        // 16-bit duration field into segments): same code, the
-        // previous segment has not ended, and the new timestamp starts
-        // where the previous duration stopped.
+        if let Some(previous) = stream.event.as_mut() {
+            if is_repeated_end(previous, packet.timestamp, code, ended, now) {
+                previous.last_end_at = Some(now);
+                self.stats.repeated_ends += 1;
+                return None;
+            }
+        }
+
         let is_new_event = match stream.event {
             None => true,
             Some(previous) if previous.timestamp == packet.timestamp => false,
-            Some(previous) => {
-                let continues = previous.code == code
-                    && !previous.ended
-                    && previous
-                        .timestamp
-                        .wrapping_add(u32::from(previous.duration))
-                        == packet.timestamp;
-                !continues
-            }
+            Some(previous) => !continues_in_segment(&previous, packet.timestamp, code),
         };
 
+        // An update of the same event keeps the time of its last end packet.
+        let last_end_at = match stream.event {
+            _ if ended => Some(now),
+            Some(previous) if !is_new_event => previous.last_end_at,
+            _ => None,
+        };
         stream.event = Some(CurrentEvent {
             timestamp: packet.timestamp,
             code,
             duration,
             ended,
+            last_end_at,
         });
 
         if !is_new_event {
@@ -190,6 +229,46 @@ impl Rfc4733Receiver {
 
         self.stream.as_mut()
     }
+}
+
+/// Returns whether a packet with a new timestamp is an end packet that
+/// repeats the end of `previous` rather than a new press of the same key.
+fn is_repeated_end(
+    previous: &CurrentEvent,
+    timestamp: u32,
+    code: u8,
+    ended: bool,
+    now: Instant,
+) -> bool {
+    let Some(previous_end) = previous.last_end_at else {
+        return false;
+    };
+    ended
+        && previous.ended
+        && previous.code == code
+        && previous.timestamp != timestamp
+        && now.saturating_duration_since(previous_end) < END_REPEAT_WINDOW
+}
+
+/// Returns whether a packet with a new timestamp is the next segment of a
+/// long event rather than a new event.
+///
+/// RFC 4733 splits events longer than the 16-bit duration field into
+/// segments. The next segment has the same code, the previous segment has
+/// not ended, and the new timestamp starts where the previous duration
+/// stopped. When the segment's last updates were lost, the seen duration
+/// falls short, so a timestamp exactly [`MAX_SEGMENT_DURATION`] further on
+/// also continues the event once the seen duration is near that maximum.
+fn continues_in_segment(previous: &CurrentEvent, timestamp: u32, code: u8) -> bool {
+    if previous.code != code || previous.ended {
+        return false;
+    }
+
+    let distance = timestamp.wrapping_sub(previous.timestamp);
+    let exact = distance == u32::from(previous.duration);
+    let after_lost_updates =
+        distance == MAX_SEGMENT_DURATION && previous.duration >= u16::MAX - SEGMENT_END_SLACK;
+    exact || after_lost_updates
 }
 
 /// The integration tests' pcap writer, compiled here so that a unit test
@@ -530,5 +609,147 @@ mod tests {
             .expect("first packet reports the key");
         assert_eq!(event.digit.as_char(), '9');
         assert_eq!(event.received_at, start + Duration::from_millis(40));
+    }
+
+    /// Feeds packets with their arrival times in ms after a common start.
+    fn feed_timed(receiver: &mut Rfc4733Receiver, packets: &[(Vec<u8>, u64)]) -> String {
+        let captured: Vec<CapturedPacket> = packets
+            .iter()
+            .map(|(rtp, ms)| CapturedPacket {
+                rtp: rtp.clone(),
+                offset: Duration::from_millis(*ms),
+            })
+            .collect();
+        feed(receiver, &captured, Instant::now())
+    }
+
+    /// Builds the packets of one key press as a sender sends them every
+    /// 20 ms: updates with a growing duration, then three end packets with
+    /// one sequence number. Returns the packets with their send times in ms.
+    fn key_press(
+        first_sequence: u16,
+        timestamp: u32,
+        code: u8,
+        updates: u16,
+        start_ms: u64,
+    ) -> Vec<(Vec<u8>, u64)> {
+        let mut packets = Vec::new();
+        for update in 0..updates {
+            let duration = (update + 1) * 160;
+            let sequence = first_sequence.wrapping_add(update);
+            let ms = start_ms + u64::from(update) * 20;
+            packets.push((event_packet(sequence, timestamp, code, false, duration), ms));
+        }
+        let end_sequence = first_sequence.wrapping_add(updates);
+        let end_ms = start_ms + u64::from(updates) * 20;
+        for repeat in 0..3 {
+            let packet = event_packet(end_sequence, timestamp, code, true, updates * 160);
+            packets.push((packet, end_ms + repeat * 20));
+        }
+        packets
+    }
+
+    #[test]
+    fn long_press_many_updates_is_one_key() {
+        let mut receiver = Rfc4733Receiver::new(101);
+        // Three seconds of updates.
+        let packets = key_press(100, 8000, 5, 150, 0);
+        assert_eq!(feed_timed(&mut receiver, &packets), "5");
+        assert_eq!(receiver.stats().events, 1);
+    }
+
+    #[test]
+    fn segmented_event_without_end_bit() {
+        let mut receiver = Rfc4733Receiver::new(101);
+        let base = 4_000u32;
+        let max = u32::from(u16::MAX);
+        let packets = [
+            (event_packet(1, base, 0, false, 65_000), 0),
+            // The segment's last update (duration 65535) is lost, so the
+            // next segment starts a full segment after the first.
+            (event_packet(3, base + max, 0, false, 160), 8_200),
+            (event_packet(4, base + max, 0, false, 60_000), 15_700),
+            (event_packet(5, base + 2 * max, 0, false, 160), 16_400),
+            (event_packet(6, base + 2 * max, 0, true, 480), 16_440),
+        ];
+        assert_eq!(feed_timed(&mut receiver, &packets), "0");
+        assert_eq!(receiver.stats().events, 1);
+    }
+
+    #[test]
+    fn missing_end_packets_then_same_key() {
+        let mut receiver = Rfc4733Receiver::new(101);
+        let packets = [
+            (event_packet(1, 800, 2, false, 160), 0),
+            (event_packet(2, 800, 2, false, 320), 20),
+            (event_packet(3, 800, 2, false, 480), 40),
+            // End packets lost. The same key again, 100 ms later.
+            (event_packet(4, 1_920, 2, false, 160), 140),
+            (event_packet(5, 1_920, 2, true, 320), 160),
+        ];
+        assert_eq!(feed_timed(&mut receiver, &packets), "22");
+    }
+
+    #[test]
+    fn missing_end_packets_then_other_key() {
+        let mut receiver = Rfc4733Receiver::new(101);
+        let packets = [
+            (event_packet(1, 800, 8, false, 160), 0),
+            (event_packet(2, 1_600, 9, false, 160), 100),
+        ];
+        assert_eq!(feed_timed(&mut receiver, &packets), "89");
+    }
+
+    #[test]
+    fn no_marker_bit_starts_events() {
+        let mut with_marker = Rfc4733Receiver::new(101);
+        let mut without_marker = Rfc4733Receiver::new(101);
+        let mut packets = key_press(10, 800, 1, 4, 0);
+        packets.extend(key_press(17, 2_400, 1, 4, 200));
+        assert!(packets.iter().all(|(rtp, _)| rtp[1] & 0x80 == 0));
+        assert_eq!(feed_timed(&mut without_marker, &packets), "11");
+
+        for index in [0, 7] {
+            packets[index].0[1] |= 0x80;
+        }
+        assert_eq!(feed_timed(&mut with_marker, &packets), "11");
+    }
+
+    #[test]
+    fn end_repeated_with_new_timestamps_is_one_key() {
+        let mut receiver = Rfc4733Receiver::new(101);
+        let packets = [
+            (event_packet(1, 800, 4, false, 160), 0),
+            (event_packet(2, 800, 4, false, 320), 20),
+            (event_packet(3, 800, 4, true, 480), 40),
+            // The sender stamps every repeat as if it were audio.
+            (event_packet(4, 960, 4, true, 480), 60),
+            (event_packet(5, 1_120, 4, true, 480), 80),
+        ];
+        assert_eq!(feed_timed(&mut receiver, &packets), "4");
+        assert_eq!(receiver.stats().repeated_ends, 2);
+    }
+
+    #[test]
+    fn end_only_press_after_window_is_new_key() {
+        let mut receiver = Rfc4733Receiver::new(101);
+        let packets = [
+            (event_packet(1, 800, 4, true, 480), 0),
+            // Start and updates of the second press were lost; its end
+            // arrives well after the window.
+            (event_packet(6, 2_400, 4, true, 480), 200),
+        ];
+        assert_eq!(feed_timed(&mut receiver, &packets), "44");
+        assert_eq!(receiver.stats().repeated_ends, 0);
+    }
+
+    #[test]
+    fn end_of_other_key_in_window_is_new_key() {
+        let mut receiver = Rfc4733Receiver::new(101);
+        let packets = [
+            (event_packet(1, 800, 4, true, 480), 0),
+            (event_packet(2, 960, 6, true, 480), 20),
+        ];
+        assert_eq!(feed_timed(&mut receiver, &packets), "46");
     }
 }
