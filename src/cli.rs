@@ -1,7 +1,7 @@
 //! Command-line interface: parsing, logging set-up and exit codes.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -30,6 +30,49 @@ pub enum Command {
     /// Load the config, customers file, prompts and secrets, print every
     /// problem with its file, line and key, and exit 1 if there was any.
     CheckConfig(ConfigArgs),
+    /// Manage the registered customers in the configured store.
+    Customers {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: CustomersCommand,
+    },
+    /// Show what the verification policy asks.
+    Policy {
+        /// What to show.
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+/// `customers` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CustomersCommand {
+    /// Replace the customers in the configured store with those of a
+    /// customers file (CSV). Contract numbers and knowledge factors are
+    /// stored only as keyed hashes.
+    Import {
+        /// The customers file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Config file (TOML) that names the store and the pepper.
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+/// `policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print what a call of one request type needs: the level, its factors,
+    /// and the limits on codes and attempts.
+    Explain {
+        /// Request type name, as in `[request_types.NAME]`.
+        #[arg(long, value_name = "NAME")]
+        request_type: String,
+        /// Config file (TOML).
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
 }
 
 /// Options shared by `serve` and `check-config`.
@@ -42,6 +85,16 @@ pub struct ConfigArgs {
     /// SIP listen address (UDP), overriding `sip.listen`.
     #[arg(long, value_name = "ADDR:PORT")]
     pub sip_listen: Option<SocketAddr>,
+
+    /// SIP listen address for TCP, overriding `sip.listen_tcp`; repeat for
+    /// several.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub sip_listen_tcp: Vec<SocketAddr>,
+
+    /// SIP listen address for TLS, overriding `sip.listen_tls`; repeat for
+    /// several.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub sip_listen_tls: Vec<SocketAddr>,
 
     /// HTTP API listen address, overriding `http.listen`.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -56,6 +109,8 @@ impl ConfigArgs {
     fn overrides(&self) -> Overrides {
         Overrides {
             sip_listen: self.sip_listen,
+            sip_listen_tcp: self.sip_listen_tcp.clone(),
+            sip_listen_tls: self.sip_listen_tls.clone(),
             http_listen: self.http_listen,
             customers: self.customers.clone(),
         }
@@ -70,19 +125,86 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(&args),
         Command::CheckConfig(args) => check_config(&args),
+        Command::Customers {
+            command: CustomersCommand::Import { file, config },
+        } => import_customers(&config, &file),
+        Command::Policy {
+            command:
+                PolicyCommand::Explain {
+                    request_type,
+                    config,
+                },
+        } => explain_policy(&config, &request_type),
+    }
+}
+
+fn import_customers(config_path: &Path, file: &Path) -> ExitCode {
+    let config = match crate::config::Config::load(config_path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(runtime) = build_runtime() else {
+        return ExitCode::FAILURE;
+    };
+
+    let result = runtime.block_on(async {
+        let store = crate::store::open_store(&config.store)
+            .await
+            .map_err(|error| format!("opening the store failed: {error}"))?;
+        crate::runtime::import_customers(&config, file, store.as_ref()).await
+    });
+    match result {
+        Ok(count) => {
+            println!("{}: imported {count} customers", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn explain_policy(config_path: &Path, request_type: &str) -> ExitCode {
+    let config = match crate::config::Config::load(config_path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    match crate::verify::policy::explain_request_type(&config, request_type) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            None
+        }
     }
 }
 
 fn serve(args: &ConfigArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = build_runtime() else {
+        return ExitCode::FAILURE;
     };
 
     let result = runtime.block_on(crate::runtime::serve(&args.config, &args.overrides()));

@@ -72,7 +72,24 @@ const MAX_USER_AGENT_LEN: usize = 128;
 const SCHEMA: &[(&str, Shape, bool)] = &[
     (
         "sip",
-        Shape::Keys(&["listen", "user_agent", "trusted_peers"]),
+        Shape::Keys(&[
+            "listen",
+            "listen_udp_extra",
+            "listen_tcp",
+            "listen_tls",
+            "tls_certificate_file",
+            "tls_private_key_file",
+            "user_agent",
+            "trusted_peers",
+            "untrusted_action",
+            "max_concurrent_calls",
+            "untrusted_requests_per_second",
+            "untrusted_burst",
+            "trusted_requests_per_second",
+            "trusted_burst",
+            "max_message_bytes",
+            "scanner_user_agents",
+        ]),
         true,
     ),
     ("http", Shape::Keys(&["listen"]), true),
@@ -180,10 +197,23 @@ pub struct Config {
 }
 
 /// `[sip]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SipConfig {
     /// UDP address the SIP transport binds.
     pub listen: SocketAddr,
+    /// More UDP addresses, such as an IPv6 one beside an IPv4 `listen`.
+    pub listen_udp_extra: Vec<SocketAddr>,
+    /// TCP addresses (RFC 3261 §18.3 framing by Content-Length).
+    pub listen_tcp: Vec<SocketAddr>,
+    /// TLS addresses (SIPS); need the certificate and key files.
+    pub listen_tls: Vec<SocketAddr>,
+    /// PEM certificate chain for TLS.
+    pub tls_certificate_file: Option<PathBuf>,
+    /// PEM private key for TLS.
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Admission, rate limits and size limits at the SIP edge. Its
+    /// `trusted_peers` mirrors the field below.
+    pub edge: EdgePolicy,
     /// Value of the User-Agent and Server headers.
     pub user_agent: String,
     /// Peers whose P-Asserted-Identity is believed (RFC 3325 trust domain).
@@ -262,6 +292,8 @@ pub struct TransferConfig {
     pub referred_by: String,
 }
 
+use crate::sip::{EdgePolicy, UntrustedAction};
+
 /// `[flow]` is the call flow's own settings type.
 pub use crate::flow::FlowConfig;
 
@@ -309,7 +341,7 @@ impl Config {
         let mut reader = TomlReader::new(path, text, document.as_table());
         reader.check_schema(SCHEMA);
 
-        let sip = read_sip(&mut reader);
+        let sip = read_sip(&mut reader, base_dir);
         let http = HttpConfig {
             listen: socket_addr(&mut reader, "http", "listen"),
         };
@@ -398,8 +430,20 @@ fn check_sms_needed(reader: &mut TomlReader<'_>, policy: &Policy, sms: &SmsConfi
 /// [`Config`].
 const PLACEHOLDER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
-fn read_sip(reader: &mut TomlReader<'_>) -> SipConfig {
+fn read_sip(reader: &mut TomlReader<'_>, base_dir: &Path) -> SipConfig {
     let listen = socket_addr(reader, "sip", "listen");
+    let listen_udp_extra = socket_addr_list(reader, "sip", "listen_udp_extra");
+    let listen_tcp = socket_addr_list(reader, "sip", "listen_tcp");
+    let listen_tls = socket_addr_list(reader, "sip", "listen_tls");
+    let tls_certificate_file = optional_path(reader, base_dir, "sip", "tls_certificate_file");
+    let tls_private_key_file = optional_path(reader, base_dir, "sip", "tls_private_key_file");
+    if !listen_tls.is_empty() && (tls_certificate_file.is_none() || tls_private_key_file.is_none()) {
+        reader.problem(
+            None,
+            Some("sip.listen_tls"),
+            "TLS listeners need sip.tls_certificate_file and sip.tls_private_key_file (PEM)",
+        );
+    }
 
     let user_agent = match reader.string("sip", "user_agent", false) {
         None => DEFAULT_USER_AGENT.to_string(),
@@ -437,11 +481,98 @@ fn read_sip(reader: &mut TomlReader<'_>) -> SipConfig {
         }
     }
 
+    let edge = read_edge(reader, &trusted_peers);
+
     SipConfig {
         listen,
+        listen_udp_extra,
+        listen_tcp,
+        listen_tls,
+        tls_certificate_file,
+        tls_private_key_file,
+        edge,
         user_agent,
         trusted_peers,
     }
+}
+
+/// Reads the optional edge keys of `[sip]`; each missing key keeps the
+/// [`EdgePolicy`] default.
+fn read_edge(reader: &mut TomlReader<'_>, trusted_peers: &[IpNet]) -> EdgePolicy {
+    let mut edge = EdgePolicy {
+        trusted_peers: trusted_peers.to_vec(),
+        ..EdgePolicy::default()
+    };
+
+    if let Some((value, field)) = reader.string("sip", "untrusted_action", false) {
+        match value.as_str() {
+            "reject" => edge.untrusted_action = UntrustedAction::Reject,
+            "drop" => edge.untrusted_action = UntrustedAction::Drop,
+            _ => reader.field_problem(&field, format!("`{value}` is not an action; use \"reject\" (403) or \"drop\" (no answer)")),
+        }
+    }
+
+    let optional_integer = |reader: &mut TomlReader<'_>, key: &str, range: std::ops::RangeInclusive<i64>| {
+        let field = reader.get("sip", key, false)?;
+        reader.as_integer(field, range).map(|(value, _)| value.unsigned_abs())
+    };
+    if let Some(value) = optional_integer(reader, "max_concurrent_calls", 1..=100_000) {
+        edge.max_concurrent_calls = usize::try_from(value).unwrap_or(usize::MAX);
+    }
+    if let Some(value) = optional_integer(reader, "untrusted_requests_per_second", 1..=100_000) {
+        edge.untrusted_rate.requests_per_second = value as f64;
+    }
+    if let Some(value) = optional_integer(reader, "untrusted_burst", 1..=1_000_000) {
+        edge.untrusted_rate.burst = u32::try_from(value).unwrap_or(u32::MAX);
+    }
+    if let Some(value) = optional_integer(reader, "trusted_requests_per_second", 1..=1_000_000) {
+        edge.trusted_rate.requests_per_second = value as f64;
+    }
+    if let Some(value) = optional_integer(reader, "trusted_burst", 1..=10_000_000) {
+        edge.trusted_rate.burst = u32::try_from(value).unwrap_or(u32::MAX);
+    }
+    if let Some(value) = optional_integer(reader, "max_message_bytes", 1_024..=65_535) {
+        edge.max_message_bytes = usize::try_from(value).unwrap_or(65_535);
+    }
+    if let Some(field) = reader.get("sip", "scanner_user_agents", false) {
+        if let Some(agents) = reader.as_string_array(field) {
+            edge.scanner_user_agents = agents.into_iter().map(|(agent, _)| agent).collect();
+        }
+    }
+    edge
+}
+
+/// Reads an optional list of socket addresses; a missing key is empty.
+fn socket_addr_list(reader: &mut TomlReader<'_>, section: &str, key: &str) -> Vec<SocketAddr> {
+    let Some(field) = reader.get(section, key, false) else {
+        return Vec::new();
+    };
+    let Some(values) = reader.as_string_array(field) else {
+        return Vec::new();
+    };
+
+    let mut addresses = Vec::with_capacity(values.len());
+    for (value, field) in values {
+        match value.parse::<SocketAddr>() {
+            Ok(address) => addresses.push(address),
+            Err(_) => reader.field_problem(
+                &field,
+                format!("`{value}` is not a socket address; write IP:PORT, such as \"127.0.0.1:5060\" or \"[::1]:5060\""),
+            ),
+        }
+    }
+    addresses
+}
+
+/// Reads an optional path, resolved against the config file's folder.
+fn optional_path(
+    reader: &mut TomlReader<'_>,
+    base_dir: &Path,
+    section: &str,
+    key: &str,
+) -> Option<PathBuf> {
+    reader.get(section, key, false)?;
+    Some(path_value(reader, base_dir, section, key))
 }
 
 fn read_media(reader: &mut TomlReader<'_>, sip_listen: SocketAddr) -> MediaConfig {

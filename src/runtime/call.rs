@@ -10,6 +10,11 @@ use tokio::time::MissedTickBehavior;
 use crate::flow::{Action, CallFlow, CallPlan, CodeDelivery, EntryCheck, Input, Prompt, State};
 use crate::media::prompts::Language;
 use crate::store::CustomerRecord;
+use std::net::SocketAddr;
+
+use crate::media::dtmf::inband::InbandDetector;
+use crate::media::dtmf::info::parse_info;
+use crate::media::dtmf::merge::{DigitMerger, DigitSource};
 use crate::media::dtmf::rfc4733::Rfc4733Receiver;
 use crate::media::player::{Player, PlayerOutput};
 use crate::media::rtp::{RtpPacket, RtpSender};
@@ -34,8 +39,21 @@ const RTP_BUFFER_BYTES: usize = 1500;
 /// What the SIP task tells a call task about its dialog.
 #[derive(Debug)]
 pub enum CallNotice {
-    /// The ACK for our 200 arrived: the caller hears us from now on.
-    Confirmed,
+    /// The ACK for our 200 arrived: the caller hears us from now on. With a
+    /// late offer it brings the media from the answer in the ACK.
+    Confirmed {
+        /// Media negotiated from the ACK, when the INVITE had no offer.
+        media: Option<Negotiated>,
+    },
+    /// A re-INVITE changed the media: hold, resume, or a new address.
+    MediaChanged(Negotiated),
+    /// An in-dialog INFO arrived (answered 200); it may relay a key press.
+    Info {
+        /// Its Content-Type.
+        content_type: Option<String>,
+        /// Its body. Never log it: it may carry a digit.
+        body: Vec<u8>,
+    },
     /// The dialog is over (BYE, CANCEL, ACK timeout or our own BYE).
     Ended,
     /// The REFER was answered 2xx.
@@ -76,8 +94,9 @@ pub struct CallSetup {
     pub call_id: String,
     /// The caller's number as far as we can trust it.
     pub caller: CallerNumber,
-    /// Codec, payload types and the remote RTP address from offer/answer.
-    pub negotiated: Negotiated,
+    /// Codec, payload types and the remote RTP address from offer/answer;
+    /// `None` until the ACK answers our offer (late offer).
+    pub negotiated: Option<Negotiated>,
     /// The local RTP socket; its port returns to the pool when dropped.
     pub rtp: RtpSocket,
     /// Dialog events from the SIP task.
@@ -121,18 +140,14 @@ pub async fn run(setup: CallSetup) {
         caller,
         customer: None,
     };
-    let mut player = Player::new(negotiated.codec);
-    let mut sender = match RtpSender::new() {
-        Ok(sender) => sender,
+    let mut media = match MediaPath::new(negotiated) {
+        Ok(media) => media,
         Err(error) => {
             tracing::error!(%call_id, %error, "cannot start RTP for the call; hanging up");
             let _ = commands.send((handle, CallCommand::HangUp));
             return;
         }
     };
-    let mut digits = negotiated
-        .telephone_event_payload_type
-        .map(Rfc4733Receiver::new);
     let (steps_tx, mut steps_rx) = mpsc::unbounded_channel::<StepResult>();
 
     let mut ticker = tokio::time::interval(FRAME_INTERVAL);
@@ -152,47 +167,42 @@ pub async fn run(setup: CallSetup) {
 
         tokio::select! {
             _ = ticker.tick() => {
-                let (frame, drained) = match player.next_frame() {
-                    PlayerOutput::Audio(frame) => (frame, false),
-                    PlayerOutput::Silence(frame) => (frame, false),
-                    PlayerOutput::Drained(frame) => (frame, true),
-                };
-                let length = sender.write_packet(
-                    negotiated.audio_payload_type,
-                    frame,
-                    false,
-                    &mut packet,
-                );
-                if let Err(error) = rtp
-                    .socket
-                    .send_to(packet.get(..length).unwrap_or_default(), negotiated.remote_rtp)
-                    .await
-                {
-                    tracing::trace!(%call_id, %error, "RTP send failed");
-                }
-                if drained {
-                    flow.handle_input(Input::PromptsFinished, Instant::now());
+                if let Some((destination, length, drained)) = media.next_packet(&mut packet) {
+                    if let Err(error) = rtp
+                        .socket
+                        .send_to(packet.get(..length).unwrap_or_default(), destination)
+                        .await
+                    {
+                        tracing::trace!(%call_id, %error, "RTP send failed");
+                    }
+                    if drained {
+                        flow.handle_input(Input::PromptsFinished, Instant::now());
+                    }
                 }
             }
             incoming = rtp.socket.recv_from(&mut received) => {
                 if let Ok((length, source)) = incoming {
-                    // NOTE: only packets from the address in the offer are
-                    // taken; callers behind NAT without an SBC would need
-                    // symmetric-RTP latching.
-                    if source.ip() == negotiated.remote_rtp.ip() {
-                        let bytes = received.get(..length).unwrap_or_default();
-                        if let (Some(receiver), Ok(parsed)) = (digits.as_mut(), RtpPacket::parse(bytes)) {
-                            if let Some(event) = receiver.handle_packet(&parsed, Instant::now()) {
-                                flow.handle_input(Input::Digit(event.digit.as_char()), Instant::now());
-                            }
-                        }
+                    let bytes = received.get(..length).unwrap_or_default();
+                    if let Some(digit) = media.receive(bytes, source, Instant::now()) {
+                        flow.handle_input(Input::Digit(digit), Instant::now());
                     }
                 }
             }
             notice = notices.recv() => {
                 let now = Instant::now();
                 match notice {
-                    Some(CallNotice::Confirmed) => flow.handle_input(Input::Answered, now),
+                    Some(CallNotice::Confirmed { media: negotiated }) => {
+                        if let Some(negotiated) = negotiated {
+                            media.update(&call_id, negotiated);
+                        }
+                        flow.handle_input(Input::Answered, now);
+                    }
+                    Some(CallNotice::MediaChanged(negotiated)) => media.update(&call_id, negotiated),
+                    Some(CallNotice::Info { content_type, body }) => {
+                        if let Some(digit) = media.info(&call_id, content_type.as_deref(), &body, now) {
+                            flow.handle_input(Input::Digit(digit), now);
+                        }
+                    }
                     Some(CallNotice::TransferAccepted) => flow.handle_input(Input::TransferAccepted, now),
                     Some(CallNotice::TransferRejected { status }) => {
                         tracing::info!(%call_id, status, "transfer rejected");
@@ -229,10 +239,10 @@ pub async fn run(setup: CallSetup) {
         while let Some(action) = flow.poll_action() {
             match action {
                 Action::Play(prompt) => match prompt_audio(&services, language, &prompt) {
-                    Some(audio) => player.enqueue(audio),
+                    Some(audio) => media.player.enqueue(audio),
                     None => tracing::warn!(%call_id, ?prompt, "prompt file missing; skipped"),
                 },
-                Action::StopPrompts => player.stop(),
+                Action::StopPrompts => media.player.stop(),
                 Action::CheckEntry { factor, digits } => {
                     let services = Arc::clone(&services);
                     let context = context.clone();
@@ -310,5 +320,151 @@ fn prompt_audio(
     match prompt {
         Prompt::Fixed(id) => Some(Arc::clone(services.prompts.get(language, *id))),
         Prompt::Named(name) => services.prompts.get_named(language, name).cloned(),
+    }
+}
+
+/// The media of one call: what is played, and where key presses come from.
+/// Key presses from RFC 4733 telephone-events, SIP INFO and in-band tones
+/// are merged into one stream, so a press sent two ways counts once.
+struct MediaPath {
+    /// Codec, payload types and remote address; `None` until known (late
+    /// offer), and then nothing is sent.
+    negotiated: Option<Negotiated>,
+    /// Prompt queue, played one frame per tick.
+    player: Player,
+    /// Sequence number, timestamp and SSRC of what we send.
+    sender: RtpSender,
+    /// RFC 4733 receiver on the negotiated telephone-event payload type.
+    telephone_events: Option<Rfc4733Receiver>,
+    /// Goertzel detector, run on received audio only when the offer had no
+    /// telephone-event.
+    inband: Option<InbandDetector>,
+    /// Merges the three sources into one press each.
+    merger: DigitMerger,
+}
+
+impl MediaPath {
+    fn new(negotiated: Option<Negotiated>) -> Result<MediaPath, crate::media::rtp::RtpError> {
+        let codec = negotiated
+            .as_ref()
+            .map_or(crate::media::g711::Codec::Pcma, |negotiated| negotiated.codec);
+        let mut media = MediaPath {
+            negotiated: None,
+            player: Player::new(codec),
+            sender: RtpSender::new()?,
+            telephone_events: None,
+            inband: None,
+            merger: DigitMerger::new(),
+        };
+        if let Some(negotiated) = negotiated {
+            media.apply(negotiated);
+        }
+        Ok(media)
+    }
+
+    /// Takes new offer/answer results: after a late offer or a re-INVITE.
+    fn update(&mut self, call_id: &str, negotiated: Negotiated) {
+        tracing::info!(call_id, codec = ?negotiated.codec, on_hold = negotiated.on_hold, remote = %negotiated.remote_rtp, "media updated");
+        let codec_changed = self
+            .negotiated
+            .as_ref()
+            .is_some_and(|current| current.codec != negotiated.codec);
+        if codec_changed {
+            // Frames are per codec, so the queue cannot continue; the flow
+            // repeats its question when the caller does not answer.
+            self.player = Player::new(negotiated.codec);
+        }
+        self.apply(negotiated);
+    }
+
+    fn apply(&mut self, negotiated: Negotiated) {
+        let same_event_type = self
+            .telephone_events
+            .as_ref()
+            .zip(negotiated.telephone_event_payload_type)
+            .is_some_and(|(receiver, payload_type)| receiver.payload_type() == payload_type);
+        if !same_event_type {
+            self.telephone_events = negotiated
+                .telephone_event_payload_type
+                .map(Rfc4733Receiver::new);
+        }
+        if negotiated.needs_inband_dtmf() {
+            self.inband.get_or_insert_with(InbandDetector::new);
+        } else {
+            self.inband = None;
+        }
+        self.negotiated = Some(negotiated);
+    }
+
+    /// Writes the next frame into `packet`; returns where to send it, its
+    /// length, and whether the prompt queue just drained. Returns `None`
+    /// while there is no media or the caller holds the call (then the
+    /// prompt waits where it was).
+    fn next_packet(&mut self, packet: &mut [u8]) -> Option<(SocketAddr, usize, bool)> {
+        let negotiated = self.negotiated.as_ref()?;
+        if negotiated.on_hold {
+            return None;
+        }
+
+        let (frame, drained) = match self.player.next_frame() {
+            PlayerOutput::Audio(frame) => (frame, false),
+            PlayerOutput::Silence(frame) => (frame, false),
+            PlayerOutput::Drained(frame) => (frame, true),
+        };
+        let length = self
+            .sender
+            .write_packet(negotiated.audio_payload_type, frame, false, packet);
+        Some((negotiated.remote_rtp, length, drained))
+    }
+
+    /// Handles one received RTP packet; returns a key press, if it ends one.
+    fn receive(&mut self, bytes: &[u8], source: SocketAddr, now: Instant) -> Option<char> {
+        let negotiated = self.negotiated.as_ref()?;
+        // NOTE: only packets from the address in the SDP are taken; callers
+        // behind NAT without an SBC would need symmetric-RTP latching.
+        if source.ip() != negotiated.remote_rtp.ip() {
+            return None;
+        }
+        let packet = RtpPacket::parse(bytes).ok()?;
+
+        let event = if Some(packet.payload_type) == negotiated.telephone_event_payload_type {
+            let receiver = self.telephone_events.as_mut()?;
+            receiver
+                .handle_packet(&packet, now)
+                .map(|event| (DigitSource::Rfc4733, event))
+        } else if packet.payload_type == negotiated.audio_payload_type {
+            let codec = negotiated.codec;
+            let detector = self.inband.as_mut()?;
+            detector
+                .push_payload(codec, packet.payload, now)
+                .map(|event| (DigitSource::Inband, event))
+        } else {
+            None
+        }?;
+
+        self.merger
+            .push(event.0, event.1)
+            .map(|event| event.digit.as_char())
+    }
+
+    /// Handles an INFO body; returns a key press if it relays one.
+    fn info(
+        &mut self,
+        call_id: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        now: Instant,
+    ) -> Option<char> {
+        match parse_info(content_type, body) {
+            Ok(Some(digit)) => self
+                .merger
+                .push(DigitSource::Info, digit.into_event(now))
+                .map(|event| event.digit.as_char()),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::info!(call_id, %error, "INFO body ignored");
+                None
+            }
+        }
     }
 }

@@ -59,6 +59,10 @@ pub struct Services {
 pub struct Overrides {
     /// Replaces `sip.listen`.
     pub sip_listen: Option<SocketAddr>,
+    /// Replaces `sip.listen_tcp` when not empty.
+    pub sip_listen_tcp: Vec<SocketAddr>,
+    /// Replaces `sip.listen_tls` when not empty.
+    pub sip_listen_tls: Vec<SocketAddr>,
     /// Replaces `http.listen`.
     pub http_listen: Option<SocketAddr>,
     /// Replaces `customers.file`.
@@ -96,6 +100,12 @@ pub fn load_config(path: &Path, overrides: &Overrides) -> Result<Config, ConfigE
             config.media.address = listen.ip();
         }
         config.sip.listen = listen;
+    }
+    if !overrides.sip_listen_tcp.is_empty() {
+        config.sip.listen_tcp.clone_from(&overrides.sip_listen_tcp);
+    }
+    if !overrides.sip_listen_tls.is_empty() {
+        config.sip.listen_tls.clone_from(&overrides.sip_listen_tls);
     }
     if let Some(listen) = overrides.http_listen {
         config.http.listen = listen;
@@ -275,10 +285,16 @@ pub async fn serve(path: &Path, overrides: &Overrides) -> Result<(), StartError>
         load_config(path, overrides).map_err(|errors| StartError::Invalid(errors.to_string()))?;
     let services = Arc::new(build_services(config).await?);
 
-    let sip_address = services.config.sip.listen;
+    let sip = &services.config.sip;
+    let sip_address = sip.listen;
     let sip_listeners = SipListeners {
-        udp: vec![sip_address],
-        ..SipListeners::default()
+        udp: std::iter::once(sip.listen)
+            .chain(sip.listen_udp_extra.iter().copied())
+            .collect(),
+        tcp: sip.listen_tcp.clone(),
+        tls: sip.listen_tls.clone(),
+        tls_certificate_file: sip.tls_certificate_file.clone(),
+        tls_private_key_file: sip.tls_private_key_file.clone(),
     };
     let sip_bound = sip_listeners.bind().await.map_err(|error| match error {
         TransportError::Bind {
@@ -296,12 +312,15 @@ pub async fn serve(path: &Path, overrides: &Overrides) -> Result<(), StartError>
             })?;
 
     tracing::info!(
-        sip = %sip_address,
+        sip_udp = %sip_address,
+        sip_tcp = ?services.config.sip.listen_tcp,
+        sip_tls = ?services.config.sip.listen_tls,
         http = %http_address,
         rtp = %services.rtp_ports.address(),
         "ivr-verify started"
     );
 
+    let audit_flush = tokio::spawn(steps::flush_audit_backlog(Arc::clone(&services)));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let sip = tokio::spawn(sip_task::run(
         sip_bound,
@@ -337,6 +356,13 @@ pub async fn serve(path: &Path, overrides: &Overrides) -> Result<(), StartError>
 
     if let Ok(Err(error)) = http.await {
         tracing::error!(%error, "HTTP server failed");
+    }
+
+    // One last try for audit records kept while the store was down.
+    audit_flush.abort();
+    services.audit.flush(services.store.as_ref()).await;
+    if !services.audit.is_empty() {
+        tracing::error!(records = services.audit.len(), "audit records could not be written before stopping");
     }
     tracing::info!("ivr-verify stopped");
     Ok(())

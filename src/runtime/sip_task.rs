@@ -13,9 +13,9 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::sip::sdp;
+use crate::sip::sdp::{self, Negotiated};
 use crate::flow::CallPlan;
-use crate::sip::{CallHandle, EdgePolicy, Endpoint, EndpointConfig, Event, IncomingCall};
+use crate::sip::{CallHandle, Endpoint, EndpointConfig, Event, IncomingCall};
 use crate::verify::caller_id::{determine_caller_number, mask_number, to_e164, CallerNumber};
 
 use super::call::{self, CallCommand, CallNotice, CallSetup};
@@ -43,10 +43,7 @@ pub async fn run(
             "no SIP listener is configured; set at least one UDP, TCP or TLS address",
         ));
     };
-    let edge = EdgePolicy {
-        trusted_peers: services.config.sip.trusted_peers.clone(),
-        ..EdgePolicy::default()
-    };
+    let edge = services.config.sip.edge.clone();
     let (transports, mut inbound) = Transports::start(listeners, edge.max_message_bytes);
     let (commands_tx, mut commands_rx) = mpsc::unbounded_channel();
     tracing::info!(listeners = ?local_addrs, "SIP transports started");
@@ -59,7 +56,7 @@ pub async fn run(
             edge,
         }),
         calls: HashMap::new(),
-        answers: HashMap::new(),
+        media: HashMap::new(),
         commands_tx,
         services,
         draining: false,
@@ -110,8 +107,8 @@ struct SipTask {
     /// Where to send dialog events, per live call.
     calls: HashMap<CallHandle, mpsc::UnboundedSender<CallNotice>>,
 
-    /// Our SDP answer per live call, repeated in the answer to a re-INVITE.
-    answers: HashMap<CallHandle, Vec<u8>>,
+    /// Offer/answer state per live call, for re-INVITEs and late offer.
+    media: HashMap<CallHandle, MediaSession>,
 
     /// Cloned into each call task so it can send commands back.
     commands_tx: mpsc::UnboundedSender<(CallHandle, CallCommand)>,
@@ -168,25 +165,24 @@ impl SipTask {
     fn handle_event(&mut self, event: Event) {
         match event {
             Event::IncomingCall(incoming) => self.answer(incoming),
-            Event::CallConfirmed { call, .. } => self.notify(call, CallNotice::Confirmed),
+            Event::CallConfirmed { call, ack_sdp } => self.confirm(call, ack_sdp),
             Event::CallEnded { call, cause } => {
                 self.notify(call, CallNotice::Ended);
                 self.calls.remove(&call);
-                self.answers.remove(&call);
+                self.media.remove(&call);
                 tracing::debug!(?call, ?cause, "dialog ended");
             }
-            Event::Reoffer { call, .. } => self.answer_reoffer(call),
-            Event::ReofferConfirmed { call, .. } => {
-                tracing::debug!(?call, "re-INVITE acknowledged");
+            Event::Reoffer { call, sdp } => self.answer_reoffer(call, sdp),
+            Event::ReofferConfirmed { call, ack_sdp } => {
+                if let Some(negotiated) = self.take_answer(call, ack_sdp) {
+                    self.notify(call, CallNotice::MediaChanged(negotiated));
+                }
             }
             Event::Info {
-                call, content_type, ..
-            } => {
-                // NOTE: DTMF relayed in INFO is answered 200 but not yet
-                // passed to the call task; the body is not logged because it
-                // may carry digits the caller typed.
-                tracing::debug!(?call, ?content_type, "INFO received");
-            }
+                call,
+                content_type,
+                body,
+            } => self.notify(call, CallNotice::Info { content_type, body }),
             Event::TransferAccepted { call } => self.notify(call, CallNotice::TransferAccepted),
             Event::TransferRejected { call, status } => {
                 self.notify(call, CallNotice::TransferRejected { status })
@@ -232,18 +228,6 @@ impl SipTask {
         let now = Instant::now();
         let call = incoming.call;
 
-        // NOTE: an INVITE without an offer (late offer) is refused for now;
-        // answering it needs an offer in the 200 and the answer in the ACK.
-        let Some(offer) = incoming.sdp_offer.as_deref() else {
-            self.reject(
-                call,
-                &incoming.call_id,
-                STATUS_NOT_ACCEPTABLE_HERE,
-                "no SDP offer",
-            );
-            return;
-        };
-
         let rtp = match self.services.rtp_ports.bind() {
             Ok(rtp) => rtp,
             Err(error) => {
@@ -259,17 +243,40 @@ impl SipTask {
         };
 
         let local_rtp = SocketAddr::new(self.services.rtp_ports.address(), rtp.port());
-        let negotiated = match sdp::answer_offer(offer, local_rtp, session_id()) {
-            Ok(negotiated) => negotiated,
-            Err(error) => {
-                tracing::info!(call_id = %incoming.call_id, %error, "offer refused");
-                self.reject(
-                    call,
-                    &incoming.call_id,
-                    STATUS_NOT_ACCEPTABLE_HERE,
-                    "offer refused",
-                );
-                return;
+        let mut session = MediaSession {
+            local_rtp,
+            session_id: session_id(),
+            version: 0,
+            last_sdp: Vec::new(),
+            pending_offer: None,
+        };
+
+        // With an offer we answer in the 200; without one (late offer) we
+        // offer in the 200 and take the answer from the ACK.
+        let negotiated = match incoming.sdp_offer.as_deref() {
+            Some(offer) => {
+                match sdp::answer_offer_with_version(offer, local_rtp, session.session_id, 0) {
+                    Ok(negotiated) => {
+                        session.last_sdp = negotiated.answer.clone().into_bytes();
+                        Some(negotiated)
+                    }
+                    Err(error) => {
+                        tracing::info!(call_id = %incoming.call_id, %error, "offer refused");
+                        self.reject(
+                            call,
+                            &incoming.call_id,
+                            STATUS_NOT_ACCEPTABLE_HERE,
+                            "offer refused",
+                        );
+                        return;
+                    }
+                }
+            }
+            None => {
+                let offer = sdp::create_offer(local_rtp, session.session_id, 0);
+                session.last_sdp = offer.clone().into_bytes();
+                session.pending_offer = Some(offer);
+                None
             }
         };
 
@@ -286,7 +293,8 @@ impl SipTask {
             call_id = %incoming.call_id,
             source = %incoming.source,
             caller = %describe_caller(&caller),
-            codec = ?negotiated.codec,
+            codec = ?negotiated.as_ref().map(|negotiated| negotiated.codec),
+            late_offer = negotiated.is_none(),
             "incoming call"
         );
 
@@ -308,12 +316,11 @@ impl SipTask {
         let language = line.language;
         tracing::info!(call_id = %incoming.call_id, service_line = %line.name, %language, "service line selected");
 
-        let answer = negotiated.answer.clone().into_bytes();
-        if let Err(error) = self.endpoint.accept_call(now, call, answer.clone()) {
+        if let Err(error) = self.endpoint.accept_call(now, call, session.last_sdp.clone()) {
             tracing::warn!(call_id = %incoming.call_id, %error, "answering the call failed");
             return;
         }
-        self.answers.insert(call, answer);
+        self.media.insert(call, session);
 
         let (notices_tx, notices_rx) = mpsc::unbounded_channel();
         self.calls.insert(call, notices_tx);
@@ -332,17 +339,97 @@ impl SipTask {
         }));
     }
 
-    /// Answers a re-INVITE with our last SDP answer.
-    fn answer_reoffer(&mut self, call: CallHandle) {
-        // NOTE: hold (sendonly, inactive, c=0.0.0.0) is not negotiated yet:
-        // the answer repeats our last SDP and prompts keep playing. Answering
-        // with the right direction needs offer/answer support in `sdp`.
-        let Some(answer) = self.answers.get(&call).cloned() else {
-            tracing::warn!(?call, "re-INVITE for a call without an SDP answer");
+    /// Passes the ACK on to the call task, with the media from the answer
+    /// in the ACK when the INVITE had no offer.
+    fn confirm(&mut self, call: CallHandle, ack_sdp: Option<Vec<u8>>) {
+        let late_offer = self
+            .media
+            .get(&call)
+            .is_some_and(|session| session.pending_offer.is_some());
+        if !late_offer {
+            self.notify(call, CallNotice::Confirmed { media: None });
+            return;
+        }
+
+        match self.take_answer(call, ack_sdp) {
+            Some(negotiated) => self.notify(
+                call,
+                CallNotice::Confirmed {
+                    media: Some(negotiated),
+                },
+            ),
+            None => {
+                // RFC 3261 §13.2.2.4: a UAC that cannot answer our offer
+                // ends the call; one that sent no usable answer gets a BYE.
+                if let Err(error) = self.endpoint.hang_up(Instant::now(), call) {
+                    tracing::warn!(?call, %error, "ending the call without an answer failed");
+                }
+            }
+        }
+    }
+
+    /// Takes the answer to our pending offer from an ACK body.
+    fn take_answer(&mut self, call: CallHandle, ack_sdp: Option<Vec<u8>>) -> Option<Negotiated> {
+        let session = self.media.get_mut(&call)?;
+        let offer = session.pending_offer.take()?;
+        let Some(answer) = ack_sdp else {
+            tracing::info!(?call, "ACK carries no answer to our offer");
+            return None;
+        };
+
+        match sdp::accept_answer(&answer, &offer) {
+            Ok(negotiated) => Some(negotiated),
+            Err(error) => {
+                tracing::info!(?call, %error, "answer in the ACK refused");
+                None
+            }
+        }
+    }
+
+    /// Answers a re-INVITE: hold, resume or a new address with an offer; our
+    /// current offer when it has none (RFC 3264 §8).
+    fn answer_reoffer(&mut self, call: CallHandle, offer: Option<Vec<u8>>) {
+        let Some(session) = self.media.get_mut(&call) else {
+            tracing::warn!(?call, "re-INVITE for a call without media");
             return;
         };
-        if let Err(error) = self.endpoint.answer_reoffer(Instant::now(), call, answer) {
+        session.version += 1;
+
+        let mut changed = None;
+        let sdp = match offer {
+            Some(offer) => match sdp::answer_offer_with_version(
+                &offer,
+                session.local_rtp,
+                session.session_id,
+                session.version,
+            ) {
+                Ok(negotiated) => {
+                    session.last_sdp = negotiated.answer.clone().into_bytes();
+                    changed = Some(negotiated);
+                    session.last_sdp.clone()
+                }
+                Err(error) => {
+                    // NOTE: the endpoint has no 488 for a re-INVITE yet, so
+                    // an offer we cannot answer keeps the media as it was.
+                    tracing::info!(?call, %error, "re-INVITE offer refused; keeping the current media");
+                    session.last_sdp.clone()
+                }
+            },
+            None => {
+                let offer = sdp::create_offer(session.local_rtp, session.session_id, session.version);
+                session.last_sdp = offer.clone().into_bytes();
+                session.pending_offer = Some(offer);
+                session.last_sdp.clone()
+            }
+        };
+
+        if let Err(error) = self.endpoint.answer_reoffer(Instant::now(), call, sdp) {
             tracing::warn!(?call, %error, "sending 200 OK to the re-INVITE failed");
+            return;
+        }
+        if let Some(negotiated) = changed {
+            tracing::info!(?call, on_hold = negotiated.on_hold, direction = ?negotiated.direction, "media changed by re-INVITE");
+            self.notify(call, CallNotice::MediaChanged(negotiated));
         }
     }
 
@@ -352,6 +439,20 @@ impl SipTask {
             tracing::warn!(call_id, %error, "rejecting the call failed");
         }
     }
+}
+
+/// Offer/answer state of one call (RFC 3264).
+struct MediaSession {
+    /// Our RTP address, announced in every SDP we send.
+    local_rtp: SocketAddr,
+    /// `o=` session id, fixed for the call.
+    session_id: u64,
+    /// `o=` version, raised with every new SDP we send (RFC 3264 §8).
+    version: u64,
+    /// The last SDP we sent, answer or offer.
+    last_sdp: Vec<u8>,
+    /// Our offer while its answer is awaited in an ACK.
+    pending_offer: Option<String>,
 }
 
 /// Returns the caller's number for a log line: masked, or why there is none.

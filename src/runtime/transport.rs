@@ -213,6 +213,10 @@ impl SipListeners {
                 reason: error.to_string(),
             })?;
 
+        // ring keeps aws-lc-rs out of the build. rustls deprecates ring's
+        // default provider because ring has no post-quantum key exchange.
+        // NOTE: TLS sessions therefore use classical key exchange only.
+        #[allow(deprecated)]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
@@ -876,6 +880,10 @@ mod tests {
 
         let mut roots = rustls::RootCertStore::empty();
         roots.add(certified.cert.der().clone()).unwrap();
+        // ring keeps aws-lc-rs out of the build. rustls deprecates ring's
+        // default provider because ring has no post-quantum key exchange.
+        // NOTE: TLS sessions therefore use classical key exchange only.
+        #[allow(deprecated)]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let client_config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
