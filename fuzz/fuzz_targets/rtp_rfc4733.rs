@@ -2,7 +2,8 @@
 //! receiver, as every datagram on a call's RTP port is handled.
 //!
 //! The input is a sequence of packets, each preceded by a one-byte length.
-//! The receiver reads payload type 101, the value sipp and most phones use.
+//! The receiver reads payload type 101, the value of sipp's RFC 4733
+//! captures.
 
 #![no_main]
 

@@ -18,7 +18,7 @@ use libfuzzer_sys::fuzz_target;
 /// Separator between datagrams in one input.
 const SEPARATOR: &[u8] = b"\0\0\0";
 
-/// Datagrams per input; more adds time but no new states.
+/// Datagrams per input, which bounds the time of one execution.
 const MAX_DATAGRAMS: usize = 8;
 
 /// SDP answer sent in every 200 OK.
