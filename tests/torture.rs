@@ -114,7 +114,7 @@ Call-ID: $CALLID\r\n\
 CSeq: 1 INVITE\r\n\
 Contact: <sip:caller@$VIA>\r\n\
 Content-Type: application/sdp\r\n\
-Content-Length: 129\r\n\r\n\
+Content-Length: 148\r\n\r\n\
 v=0\r\n\
 o=- 1 1 IN IP4 127.0.0.1\r\n\
 s=-\r\n\
