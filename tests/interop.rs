@@ -416,3 +416,111 @@ fn cancel_before_answer_gets_487() {
         "OPTIONS after the cancelled call"
     );
 }
+
+/// Requests the service must refuse without starting a call: methods it does
+/// not serve, requests inside dialogs that do not exist, and an INVITE that
+/// requires an extension it lacks.
+const UNAUTHORISED_REQUESTS: &[&str] = &[
+    "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP $VIA;branch=$BRANCH;rport\r\nMax-Forwards: 70\r\nFrom: <sip:intruder@127.0.0.1>;tag=b1\r\nTo: <sip:intruder@127.0.0.1>\r\nCall-ID: $CALLID\r\nCSeq: 1 REGISTER\r\nContact: <sip:intruder@$VIA>\r\nContent-Length: 0\r\n\r\n",
+    "BYE sip:ivr@$SERVICE SIP/2.0\r\nVia: SIP/2.0/UDP $VIA;branch=$BRANCH;rport\r\nMax-Forwards: 70\r\nFrom: <sip:intruder@127.0.0.1>;tag=b2\r\nTo: <sip:ivr@$SERVICE>;tag=guessed\r\nCall-ID: $CALLID\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+    "REFER sip:ivr@$SERVICE SIP/2.0\r\nVia: SIP/2.0/UDP $VIA;branch=$BRANCH;rport\r\nMax-Forwards: 70\r\nFrom: <sip:intruder@127.0.0.1>;tag=b3\r\nTo: <sip:ivr@$SERVICE>;tag=guessed\r\nCall-ID: $CALLID\r\nCSeq: 2 REFER\r\nRefer-To: <sip:premium@192.0.2.1>\r\nContent-Length: 0\r\n\r\n",
+    "INVITE sip:ivr@$SERVICE SIP/2.0\r\nVia: SIP/2.0/UDP $VIA;branch=$BRANCH;rport\r\nMax-Forwards: 70\r\nFrom: <sip:intruder@127.0.0.1>;tag=b4\r\nTo: <sip:ivr@$SERVICE>\r\nCall-ID: $CALLID\r\nCSeq: 1 INVITE\r\nRequire: no-such-extension\r\nContact: <sip:intruder@$VIA>\r\nContent-Length: 0\r\n\r\n",
+    "MESSAGE sip:ivr@$SERVICE SIP/2.0\r\nVia: SIP/2.0/UDP $VIA;branch=$BRANCH;rport\r\nMax-Forwards: 70\r\nFrom: <sip:intruder@127.0.0.1>;tag=b5\r\nTo: <sip:ivr@$SERVICE>\r\nCall-ID: $CALLID\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+];
+
+/// Malformed messages mixed into the burst.
+const MALFORMED_MESSAGES: &[&str] = &[
+    "OPTIONS sip:ivr@$SERVICE SIP/2.0\r\nVia: SIP/2.0/UDP $VIA;branch=$BRANCH;rport\r\nCSeq: 99999999999 OPTIONS\r\nCall-ID: $CALLID\r\nContent-Length: 0\r\n\r\n",
+    "INVITE  sip:ivr@$SERVICE  SIP/2.0\r\nVia: SIP/2.0/UDP $VIA;branch=$BRANCH;rport\r\n\r\n",
+    "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP $VIA;branch=$BRANCH\r\nCall-ID: $CALLID\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+    "\u{0}\u{1}\u{2}garbage\r\n\r\n",
+];
+
+/// Messages in the burst: a few hundred, sent 10 ms apart, so the burst
+/// lasts about as long as the three calls.
+const BURST_MESSAGES: usize = 400;
+
+/// Pause between two burst messages.
+const BURST_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Sends refused and malformed messages while three real calls run; every
+/// call must still be verified and transferred.
+#[tokio::test(flavor = "multi_thread")]
+async fn burst_alongside_three_calls() {
+    if !run_in_network_namespace("burst_alongside_three_calls") {
+        return;
+    }
+    let service = Service::start(support::CUSTOMERS_CSV);
+
+    let burst = {
+        let mut sender = harness::SipSender::new(service.sip);
+        std::thread::spawn(move || {
+            let templates: Vec<&str> = UNAUTHORISED_REQUESTS
+                .iter()
+                .chain(MALFORMED_MESSAGES)
+                .copied()
+                .collect();
+            for index in 0..BURST_MESSAGES {
+                let template = templates[index % templates.len()];
+                let message = sender.fill(template.as_bytes());
+                sender.send(&message);
+                std::thread::sleep(BURST_INTERVAL);
+            }
+            let replies = statuses_and_methods(&sender.receive_for(Duration::from_secs(1)));
+            (sender, replies)
+        })
+    };
+
+    let callers = ["0612345601", "0612345602", "0301234567"];
+    let keypads = ["12345678#", "23456789#", "87654321#"];
+    let runs: Vec<_> = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = callers
+                .iter()
+                .zip(keypads)
+                .map(|(caller, digits)| {
+                    let service = &service;
+                    scope.spawn(move || {
+                        support::call_with_sipp(service, caller, support::Keypad::Generated(digits))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().expect("sipp thread"))
+                .collect()
+        })
+    });
+
+    let (mut sender, burst_replies) = burst.join().expect("burst thread");
+    assert!(
+        burst_replies
+            .iter()
+            .any(|(status, _)| (400..500).contains(status)),
+        "the service refused none of the burst: {burst_replies:?}"
+    );
+    let accepted: Vec<_> = burst_replies
+        .iter()
+        .filter(|(status, _)| (200..300).contains(status))
+        .collect();
+    assert!(
+        accepted.is_empty(),
+        "burst messages answered 2xx: {accepted:?}"
+    );
+
+    for (run, caller) in runs.iter().zip(callers) {
+        assert!(
+            run.succeeded,
+            "call from {caller} failed during the burst\n{}\n--- service log ---\n{}",
+            run.output,
+            service.log()
+        );
+        let refer_to = support::refer_to(&run.messages).expect("the REFER carries Refer-To");
+        let token =
+            embedded_header(&refer_to, "X-Verification-Token").expect("Refer-To embeds the token");
+        let claims = introspect(&service, &token).await;
+        assert_eq!(claims["active"], true, "{caller}: {claims}");
+        assert_eq!(claims["acr"], "basic", "{caller}: {claims}");
+    }
+    assert_eq!(sender.options(), Some(200), "OPTIONS after the burst");
+}
