@@ -524,3 +524,92 @@ async fn burst_alongside_three_calls() {
     }
     assert_eq!(sender.options(), Some(200), "OPTIONS after the burst");
 }
+
+/// Starts a second service process on the test service's config with a SIP
+/// TCP listener, and returns it with its TCP and HTTP addresses.
+fn start_with_tcp(service: &Service) -> (Child, std::net::SocketAddr, std::net::SocketAddr) {
+    let tcp: std::net::SocketAddr = format!("127.0.0.1:{}", support::free_tcp_port())
+        .parse()
+        .expect("TCP address");
+    let http: std::net::SocketAddr = format!("127.0.0.1:{}", support::free_tcp_port())
+        .parse()
+        .expect("HTTP address");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ivr-verify"))
+        .arg("serve")
+        .arg("--config")
+        .arg(service.dir.path().join("config.toml"))
+        .arg("--customers")
+        .arg(service.dir.path().join("customers.csv"))
+        .args(["--sip-listen", &format!("127.0.0.1:{}", free_udp_port())])
+        .args(["--sip-listen-tcp", &tcp.to_string()])
+        .args(["--http-listen", &http.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ivr-verify with a TCP listener");
+
+    let started = Instant::now();
+    while std::net::TcpStream::connect(http).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("ivr-verify with --sip-listen-tcp exited with {status}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "ivr-verify with --sip-listen-tcp did not open {http}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, tcp, http)
+}
+
+/// Places the plain verification call over TCP (sipp `-t t1`) and checks
+/// the token in the REFER.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs TCP transport (--sip-listen-tcp)"]
+async fn tcp_call_verified() {
+    let service = Service::start(support::CUSTOMERS_CSV);
+    let (mut child, tcp, http) = start_with_tcp(&service);
+
+    let work = tempfile::tempdir().expect("temporary directory for sipp");
+    let messages = work.path().join("messages.log");
+    let media_port = free_udp_port() & !1;
+    let output = tokio::task::block_in_place(|| {
+        Command::new("sipp")
+            .current_dir(work.path())
+            .arg("-sf")
+            .arg(repo_root().join("tests/sipp/verify_caller.xml"))
+            .args(["-t", "t1", "-m", "1", "-i", "127.0.0.1", "-nostdin"])
+            .args(["-p", &support::free_tcp_port().to_string()])
+            .args(["-mp", &media_port.to_string()])
+            .args(["-set", "caller", "0612345601", "-s", "0881234567"])
+            .args(["-timeout", "60s", "-timeout_error", "-trace_msg"])
+            .arg("-message_file")
+            .arg(&messages)
+            .arg(tcp.to_string())
+            .output()
+            .expect("run sipp (Debian package sip-tester)")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let messages = std::fs::read_to_string(&messages).unwrap_or_default();
+    assert!(
+        output.status.success(),
+        "sipp over TCP failed:\n{}\n{messages}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let refer_to = support::refer_to(&messages).expect("the REFER carries Refer-To");
+    let token =
+        embedded_header(&refer_to, "X-Verification-Token").expect("Refer-To embeds the token");
+    let claims: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{http}/v1/tokens/introspect"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .expect("introspection request")
+        .json()
+        .await
+        .expect("introspection answer is JSON");
+    assert_eq!(claims["active"], true, "{claims}");
+    assert_eq!(claims["acr"], "basic", "{claims}");
+}
