@@ -361,8 +361,8 @@ fn statuses_and_methods(datagrams: &[Vec<u8>]) -> Vec<(u16, String)> {
 }
 
 /// Sends INVITE and CANCEL back to back and expects 487 for the INVITE. sipp
-/// cannot do this: it reads the 100 Trying between two sends, and by then
-/// the service, which answers at once, has sent its 200 OK, after which a
+/// cannot do this: it reads the 100 Trying between two sends. By then the
+/// service, which accepts calls at once, has sent its 200 OK, after which a
 /// CANCEL has no effect (RFC 3261 section 9.2).
 #[test]
 #[ignore = "the service answers an INVITE before it reads a CANCEL queued right behind it, so no caller can cancel before the answer"]
