@@ -1,12 +1,24 @@
 //! Whole calls against the real binary, placed with sipp over UDP on
-//! loopback. Each test starts its own service on free ports.
+//! loopback. Each test starts its own service on free ports; the
+//! proportional-verification tests use the menu of request types, a
+//! loopback SMS gateway and a private Redis.
 //!
 //! sipp sends the digits from pcap files through a raw socket, so these
 //! tests need root (as in CI); `scripts/test` installs sipp when missing.
 
 mod support;
 
-use support::{call_with_sipp, embedded_header, introspect, refer_to, Keypad, Service};
+use std::time::{Duration, Instant};
+
+use support::redis::RedisServer;
+use support::sms_server::{Reply, SmsServer};
+use support::{
+    call_with_sipp, embedded_header, introspect, last_rtp_port, refer_to, send_rfc4733_digits,
+    set_menu, Keypad, Service,
+};
+
+/// The default menu: key 1 information, 2 contract change, 3 financial change.
+const FULL_MENU: [&str; 3] = ["information", "contract_change", "financial_change"];
 
 /// Calls, expects a REFER, and returns the token and handle it carried.
 fn call_until_transfer(service: &Service, caller: &str, keypad: Keypad<'_>) -> (String, String) {
@@ -34,7 +46,7 @@ fn call_until_transfer(service: &Service, caller: &str, keypad: Keypad<'_>) -> (
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registered_caller_verified_basic() {
-    let service = Service::start(support::CUSTOMERS_CSV);
+    let service = Service::start_with(support::CUSTOMERS_CSV, |config| set_menu(config, &FULL_MENU));
 
     let caller = "0612345601";
     let service_ref = &service;
@@ -49,6 +61,8 @@ async fn registered_caller_verified_basic() {
     assert_eq!(claims["amr"], serde_json::json!(["kba"]), "{claims}");
     assert_eq!(claims["caller_id_match"], true, "{claims}");
     assert_eq!(claims["iss"], "ivr-verify-test", "{claims}");
+    assert_eq!(claims["request_type"], "information", "{claims}");
+    assert_eq!(claims["policy_version"], "2026-12-01", "{claims}");
 
     let (handle, encoding) = user_to_user
         .split_once(';')
@@ -137,7 +151,7 @@ async fn tampered_token_inactive() {
 
     let service_ref = &service;
     let (token, _) = tokio::task::block_in_place(|| {
-        call_until_transfer(service_ref, "0612345602", Keypad::Generated("23456789#"))
+        call_until_transfer(service_ref, "0201234567", Keypad::Generated("34567890#"))
     });
 
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
@@ -153,4 +167,142 @@ async fn tampered_token_inactive() {
     let genuine = introspect(&service, &token).await;
     assert_eq!(genuine["active"], true, "{genuine}");
     assert_eq!(genuine["sub"], "C-1002", "{genuine}");
+    assert_eq!(genuine["caller_id_match"], false, "{genuine}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn contract_change_asks_date_of_birth() {
+    let service = Service::start_with(support::CUSTOMERS_CSV, |config| set_menu(config, &FULL_MENU));
+
+    let service_ref = &service;
+    let (token, _) = tokio::task::block_in_place(|| {
+        call_until_transfer(
+            service_ref,
+            "0612345601",
+            Keypad::Generated("223456789#01021980"),
+        )
+    });
+
+    let claims = introspect(&service, &token).await;
+    assert_eq!(claims["active"], true, "{claims}");
+    assert_eq!(claims["acr"], "substantial", "{claims}");
+    assert_eq!(claims["request_type"], "contract_change", "{claims}");
+    assert_eq!(claims["amr"], serde_json::json!(["kba"]), "{claims}");
+    assert!(service.log().contains("factor=\"date_of_birth\" outcome=\"passed\""));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_birth_date_reaches_basic_only() {
+    let service = Service::start_with(support::CUSTOMERS_CSV, |config| {
+        set_menu(config, &FULL_MENU);
+        // Only the date of birth may complete the level, so three wrong
+        // dates leave the call at the level the contract number reached.
+        config["levels"]["substantial"]["any_of"] =
+            toml_edit::value(toml_edit::Array::from_iter(["date_of_birth"]));
+    });
+
+    let service_ref = &service;
+    let (token, _) = tokio::task::block_in_place(|| {
+        call_until_transfer(
+            service_ref,
+            "0612345601",
+            Keypad::Generated("223456789#010219810101198201011983"),
+        )
+    });
+
+    let claims = introspect(&service, &token).await;
+    assert_eq!(claims["active"], true, "{claims}");
+    assert_eq!(claims["acr"], "basic", "{claims}");
+    assert_eq!(claims["request_type"], "contract_change", "{claims}");
+    assert_eq!(claims["sub"], "C-1001", "{claims}");
+}
+
+/// Waits until the loopback gateway received a message and returns the
+/// six-digit code in its text.
+async fn code_from_gateway(gateway: &SmsServer) -> (String, serde_json::Value) {
+    let started = Instant::now();
+    loop {
+        if let Some(request) = gateway.requests().first() {
+            let body = request.json();
+            let text = body["text"].as_str().expect("the message has a text").to_owned();
+            let code: String = text
+                .split(|c: char| !c.is_ascii_digit())
+                .find(|run| run.len() == 6)
+                .expect("the text holds a six-digit code")
+                .to_owned();
+            return (code, body);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "no SMS reached the loopback gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn financial_change_needs_sms_code() {
+    let redis = RedisServer::standalone();
+    let gateway = SmsServer::start(Reply::json(200, serde_json::json!({"id": "m-1"}))).await;
+    let gateway_url = gateway.url("/send");
+    let redis_url = redis.url().to_owned();
+    let prefix = format!("ivr-test-{}:", std::process::id());
+    let prefix_for_config = prefix.clone();
+    let service = Service::start_with(support::CUSTOMERS_CSV, move |config| {
+        set_menu(config, &FULL_MENU);
+        config["store"] = toml_edit::table();
+        config["store"]["kind"] = toml_edit::value("redis");
+        config["store"]["redis_url"] = toml_edit::value(redis_url);
+        config["store"]["key_prefix"] = toml_edit::value(prefix_for_config);
+        let gateways = config["sms"]["gateways"]
+            .as_array_of_tables_mut()
+            .expect("[[sms.gateways]]");
+        gateways.clear();
+        let mut gateway = toml_edit::Table::new();
+        gateway["kind"] = toml_edit::value("http_json");
+        gateway["url"] = toml_edit::value(gateway_url);
+        gateway["body_template"] =
+            toml_edit::value(r#"{"to": "{{to}}", "from": "{{from}}", "text": "{{text}}"}"#);
+        gateways.push(gateway);
+    });
+
+    let sip_service = &service;
+    let caller = std::thread::scope(|scope| {
+        let call = scope.spawn(|| {
+            call_until_transfer(sip_service, "0612345601", Keypad::Generated("323456789#"))
+        });
+        let runtime = tokio::runtime::Handle::current();
+        let (code, body) = tokio::task::block_in_place(|| runtime.block_on(code_from_gateway(&gateway)));
+        assert_eq!(body["to"], "+31612345601", "the code goes to the registered mobile");
+        let port = last_rtp_port(&sip_service.log()).expect("the service logs the call's RTP port");
+        std::thread::sleep(Duration::from_secs(2));
+        send_rfc4733_digits(format!("127.0.0.1:{port}").parse().unwrap(), &code);
+        (call.join().expect("sipp thread"), code)
+    });
+    let ((token, _), code) = caller;
+
+    let claims = introspect(&service, &token).await;
+    assert_eq!(claims["active"], true, "{claims}");
+    assert_eq!(claims["acr"], "high", "{claims}");
+    assert_eq!(claims["request_type"], "financial_change", "{claims}");
+    let amr = claims["amr"].as_array().expect("amr is a list").clone();
+    for method in ["kba", "sms", "otp", "mfa"] {
+        assert!(amr.contains(&serde_json::json!(method)), "amr lacks {method}: {claims}");
+    }
+
+    let log = service.log();
+    assert!(!log.contains(&code), "one-time code in the log");
+
+    // Nothing the caller proved is in Redis in clear.
+    let dump = support::redis::dump_text(redis.url(), &prefix).await.join("\n");
+    assert!(!dump.is_empty(), "the store holds keys");
+    // Digits-only secrets are matched as whole tokens, because a run of
+    // digits may occur by chance inside a hex-encoded keyed hash.
+    let tokens: Vec<&str> = dump
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != ':')
+        .collect();
+    for secret in ["23456789", "01021980", "1234:12", "4321", code.as_str()] {
+        assert!(!tokens.contains(&secret), "{secret} in clear in Redis");
+    }
+    assert!(!dump.contains("1234:12"), "postcode in clear in Redis");
 }

@@ -295,6 +295,7 @@ impl SipTask {
             caller = %describe_caller(&caller),
             codec = ?negotiated.as_ref().map(|negotiated| negotiated.codec),
             late_offer = negotiated.is_none(),
+            rtp_port = local_rtp.port(),
             "incoming call"
         );
 

@@ -73,7 +73,17 @@ pub async fn check_entry(
     .await;
 
     match checked {
-        Ok(Ok(result)) => result,
+        Ok(Ok(result)) => {
+            let outcome = match &result.0 {
+                EntryCheck::ContractMatched { .. } | EntryCheck::Passed => "passed",
+                EntryCheck::Failed => "failed",
+                EntryCheck::InvalidFormat => "invalid-format",
+                EntryCheck::Locked => "locked",
+                EntryCheck::StoreUnavailable => "store-unavailable",
+            };
+            tracing::info!(call_id = %context.call_id, factor = factor.name(), outcome, "entry checked");
+            result
+        }
         Ok(Err(error)) => {
             tracing::error!(call_id = %context.call_id, factor = factor.name(), %error, "store failed during a check; failing closed");
             (EntryCheck::StoreUnavailable, None)

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod dtmf_pcap;
+pub mod redis;
+pub mod sms_server;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -15,19 +17,21 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-/// Customers every test can use. Contract 12345678 belongs to C-1001, whose
-/// registered numbers are a mobile and a landline.
+/// Customers every test can use. Contracts 12345678, 23456789 and 87654321
+/// belong to C-1001, whose registered numbers are a mobile and a landline;
+/// C-1002 has no mobile, so no one-time code can reach it.
 pub const CUSTOMERS_CSV: &str = "\
-customer_id,phones,mobile,contracts
-C-1001,06-12345601;020 123 4567,06-12345601,12345678;87654321
-C-1002,+31 6 1234 5602,+31612345602,23456789
+customer_id,phones,mobile,contracts,date_of_birth,postcode,house_number,iban_last_digits
+C-1001,06-12345601;020 123 4567,06-12345601,12345678;23456789;87654321,01-02-1980,1234 AB,12,4321
+C-1002,+31 6 1234 5602,,34567890,1975-06-30,3511 CD,7,0417
 ";
 
 /// How long a test waits for the service to answer `/healthz`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Each service under test gets its own block of RTP ports, so tests that
-/// run in parallel never share one.
+/// run in parallel never share one. The highest block ends below 30,000 +
+/// 40 × 24 × 20 = 49,200, within the u16 range.
 const RTP_PORTS_PER_SERVICE: u16 = 20;
 
 /// Upper bound of how long one generated key press lasts in the capture,
@@ -71,12 +75,23 @@ impl Service {
     /// Starts the service with `customers_csv` and waits until its HTTP API
     /// answers.
     pub fn start(customers_csv: &str) -> Service {
+        Service::start_with(customers_csv, |_| {})
+    }
+
+    /// Starts the service like [`Service::start`], after `adjust` changed the
+    /// test config: a menu of request types, a Redis store, an SMS gateway.
+    pub fn start_with(
+        customers_csv: &str,
+        adjust: impl FnOnce(&mut toml_edit::DocumentMut),
+    ) -> Service {
         let dir = tempfile::tempdir().expect("temporary directory");
         let customers = dir.path().join("customers.csv");
         std::fs::write(&customers, customers_csv).expect("write customers file");
 
+        let mut document = test_config(dir.path());
+        adjust(&mut document);
         let config = dir.path().join("config.toml");
-        std::fs::write(&config, test_config(dir.path())).expect("write config file");
+        std::fs::write(&config, document.to_string()).expect("write config file");
 
         let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
@@ -158,59 +173,65 @@ impl Drop for Service {
     }
 }
 
-/// Writes a config for a test service: short timeouts, secrets in the
-/// temporary directory, prompts from the repository, and its own RTP ports.
-fn test_config(dir: &Path) -> String {
-    let block = NEXT_RTP_BLOCK.fetch_add(1, Ordering::SeqCst);
-    let process_offset = (std::process::id() % 100) as u16 * 400;
-    let rtp_min = 30_000 + process_offset + block * RTP_PORTS_PER_SERVICE;
+/// Builds the config of a test service from `config/default.toml`: short
+/// secrets in the temporary directory, prompts from the repository, its own
+/// RTP ports, an in-memory store, and a menu with one request type (basic),
+/// so a call goes straight to the contract number.
+fn test_config(dir: &Path) -> toml_edit::DocumentMut {
+    let text = std::fs::read_to_string(repo_root().join("config/default.toml"))
+        .expect("read config/default.toml");
+    let mut document: toml_edit::DocumentMut = text.parse().expect("default.toml is TOML");
+
+    let block = NEXT_RTP_BLOCK.fetch_add(1, Ordering::SeqCst) % MAX_SERVICES_PER_PROCESS;
+    let process_offset = (std::process::id() % PROCESS_SLOTS) as u16
+        * MAX_SERVICES_PER_PROCESS
+        * RTP_PORTS_PER_SERVICE;
+    let rtp_min = RTP_PORTS_BASE + process_offset + block * RTP_PORTS_PER_SERVICE;
     let rtp_max = rtp_min + RTP_PORTS_PER_SERVICE - 1;
 
-    format!(
-        r#"
-[sip]
-listen = "127.0.0.1:5060"
-trusted_peers = ["127.0.0.1/32"]
-
-[http]
-listen = "127.0.0.1:8080"
-
-[media]
-rtp_port_min = {rtp_min}
-rtp_port_max = {rtp_max}
-
-[prompts]
-dir = "{prompts}"
-language = "nl"
-
-[customers]
-file = "customers.csv"
-default_region = "NL"
-
-[secrets]
-pepper_file = "{dir}/pepper"
-signing_key_file = "{dir}/token-signing-key.p8"
-
-[token]
-issuer = "ivr-verify-test"
-audience = "agent-desktop"
-lifetime_minutes = 10
-
-[transfer]
-agent_queue_uri = "sip:agents@127.0.0.1:5999"
-referred_by = "sip:ivr-verify@127.0.0.1"
-
-[flow]
-max_attempts = 3
-contract_min_digits = 6
-contract_max_digits = 12
-first_digit_timeout_ms = 8000
-inter_digit_timeout_ms = 4000
-"#,
-        prompts = repo_root().join("prompts").display(),
-        dir = dir.display(),
-    )
+    let path = |name: &str| dir.join(name).display().to_string();
+    document["sip"]["trusted_peers"] = toml_edit::value(toml_edit::Array::from_iter(["127.0.0.1/32"]));
+    document["media"]["rtp_port_min"] = toml_edit::value(i64::from(rtp_min));
+    document["media"]["rtp_port_max"] = toml_edit::value(i64::from(rtp_max));
+    document["prompts"]["dir"] = toml_edit::value(repo_root().join("prompts").display().to_string());
+    document["customers"]["file"] = toml_edit::value("customers.csv");
+    document["secrets"]["pepper_file"] = toml_edit::value(path("pepper"));
+    document["secrets"]["signing_key_file"] = toml_edit::value(path("token-signing-key.p8"));
+    document["token"]["issuer"] = toml_edit::value("ivr-verify-test");
+    document["transfer"]["agent_queue_uri"] = toml_edit::value(TEST_AGENT_QUEUE);
+    if let Some(types) = document["request_types"].as_table_like_mut() {
+        for (_, request_type) in types.iter_mut() {
+            if let Some(table) = request_type.as_table_like_mut() {
+                table.remove("agent_queue_uri");
+            }
+        }
+    }
+    document["store"] = toml_edit::table();
+    document["store"]["kind"] = toml_edit::value("memory");
+    set_menu(&mut document, &["information"]);
+    document
 }
+
+/// Agent queue of every test service.
+pub const TEST_AGENT_QUEUE: &str = "sip:agents@127.0.0.1:5999";
+
+/// Sets the menu of the first service line.
+pub fn set_menu(document: &mut toml_edit::DocumentMut, menu: &[&str]) {
+    let lines = document["service_lines"]
+        .as_array_of_tables_mut()
+        .expect("default.toml has [[service_lines]]");
+    let line = lines.get_mut(0).expect("default.toml has a service line");
+    line["menu"] = toml_edit::value(toml_edit::Array::from_iter(menu.iter().copied()));
+}
+
+/// Lowest RTP port handed to test services.
+const RTP_PORTS_BASE: u16 = 30_000;
+
+/// Test processes that can run at once without sharing RTP ports.
+const PROCESS_SLOTS: u32 = 40;
+
+/// Services one test process starts before its RTP blocks are reused.
+const MAX_SERVICES_PER_PROCESS: u16 = 24;
 
 /// What a sipp run left behind.
 pub struct SippRun {
@@ -350,4 +371,67 @@ pub async fn introspect(service: &Service, token: &str) -> serde_json::Value {
         .json()
         .await
         .expect("introspection answer is JSON")
+}
+
+/// Sends `digits` as RFC 4733 telephone-events (payload type 101) from a new
+/// socket on 127.0.0.1 to `target`, paced in real time like a phone does:
+/// eight updates 20 ms apart, three end packets, and a pause between keys.
+pub fn send_rfc4733_digits(target: SocketAddr, digits: &str) {
+    const PAYLOAD_TYPE: u8 = 101;
+    const SSRC: u32 = 0x5eed_0001;
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind an RTP socket");
+    let mut sequence: u16 = 1000;
+    let mut timestamp: u32 = 160_000;
+
+    for key in digits.chars() {
+        let event = match key {
+            '0'..='9' => key as u8 - b'0',
+            '*' => 10,
+            '#' => 11,
+            other => panic!("no telephone-event for key {other:?}"),
+        };
+        for step in 0..11u16 {
+            let end = step >= 8;
+            let duration = 160 * (step.min(7) + 1);
+            let mut packet = Vec::with_capacity(16);
+            packet.push(0x80);
+            packet.push(PAYLOAD_TYPE | if step == 0 { 0x80 } else { 0 });
+            packet.extend_from_slice(&sequence.to_be_bytes());
+            packet.extend_from_slice(&timestamp.to_be_bytes());
+            packet.extend_from_slice(&SSRC.to_be_bytes());
+            packet.push(event);
+            packet.push(if end { 0x80 | 10 } else { 10 });
+            packet.extend_from_slice(&duration.to_be_bytes());
+            socket.send_to(&packet, target).expect("send RTP");
+            // The three end packets share one sequence number.
+            if step < 8 {
+                sequence = sequence.wrapping_add(1);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        sequence = sequence.wrapping_add(1);
+        timestamp = timestamp.wrapping_add(160 * 12);
+        std::thread::sleep(Duration::from_millis(80));
+    }
+}
+
+/// Returns the local RTP port of the last call in a service log.
+pub fn last_rtp_port(log: &str) -> Option<u16> {
+    log.lines()
+        .rev()
+        .find_map(|line| line.split("rtp_port=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|port| port.parse().ok())
+}
+
+/// Returns the claims of a JWT without checking its signature, for tests
+/// that look at a token the API cannot introspect.
+pub fn token_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+
+    let payload = token.split('.').nth(1).expect("a JWS has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
 }
