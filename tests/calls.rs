@@ -46,7 +46,9 @@ fn call_until_transfer(service: &Service, caller: &str, keypad: Keypad<'_>) -> (
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registered_caller_verified_basic() {
-    let service = Service::start_with(support::CUSTOMERS_CSV, |config| set_menu(config, &FULL_MENU));
+    let service = Service::start_with(support::CUSTOMERS_CSV, |config| {
+        set_menu(config, &FULL_MENU)
+    });
 
     let caller = "0612345601";
     let service_ref = &service;
@@ -172,7 +174,9 @@ async fn tampered_token_inactive() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn contract_change_asks_date_of_birth() {
-    let service = Service::start_with(support::CUSTOMERS_CSV, |config| set_menu(config, &FULL_MENU));
+    let service = Service::start_with(support::CUSTOMERS_CSV, |config| {
+        set_menu(config, &FULL_MENU)
+    });
 
     let service_ref = &service;
     let (token, _) = tokio::task::block_in_place(|| {
@@ -188,7 +192,9 @@ async fn contract_change_asks_date_of_birth() {
     assert_eq!(claims["acr"], "substantial", "{claims}");
     assert_eq!(claims["request_type"], "contract_change", "{claims}");
     assert_eq!(claims["amr"], serde_json::json!(["kba"]), "{claims}");
-    assert!(service.log().contains("factor=\"date_of_birth\" outcome=\"passed\""));
+    assert!(service
+        .log()
+        .contains("factor=\"date_of_birth\" outcome=\"passed\""));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -224,7 +230,10 @@ async fn code_from_gateway(gateway: &SmsServer) -> (String, serde_json::Value) {
     loop {
         if let Some(request) = gateway.requests().first() {
             let body = request.json();
-            let text = body["text"].as_str().expect("the message has a text").to_owned();
+            let text = body["text"]
+                .as_str()
+                .expect("the message has a text")
+                .to_owned();
             let code: String = text
                 .split(|c: char| !c.is_ascii_digit())
                 .find(|run| run.len() == 6)
@@ -272,8 +281,12 @@ async fn financial_change_needs_sms_code() {
             call_until_transfer(sip_service, "0612345601", Keypad::Generated("323456789#"))
         });
         let runtime = tokio::runtime::Handle::current();
-        let (code, body) = tokio::task::block_in_place(|| runtime.block_on(code_from_gateway(&gateway)));
-        assert_eq!(body["to"], "+31612345601", "the code goes to the registered mobile");
+        let (code, body) =
+            tokio::task::block_in_place(|| runtime.block_on(code_from_gateway(&gateway)));
+        assert_eq!(
+            body["to"], "+31612345601",
+            "the code goes to the registered mobile"
+        );
         let port = last_rtp_port(&sip_service.log()).expect("the service logs the call's RTP port");
         std::thread::sleep(Duration::from_secs(2));
         send_rfc4733_digits(format!("127.0.0.1:{port}").parse().unwrap(), &code);
@@ -287,14 +300,19 @@ async fn financial_change_needs_sms_code() {
     assert_eq!(claims["request_type"], "financial_change", "{claims}");
     let amr = claims["amr"].as_array().expect("amr is a list").clone();
     for method in ["kba", "sms", "otp", "mfa"] {
-        assert!(amr.contains(&serde_json::json!(method)), "amr lacks {method}: {claims}");
+        assert!(
+            amr.contains(&serde_json::json!(method)),
+            "amr lacks {method}: {claims}"
+        );
     }
 
     let log = service.log();
     assert!(!log.contains(&code), "one-time code in the log");
 
     // Nothing the caller proved is in Redis in clear.
-    let dump = support::redis::dump_text(redis.url(), &prefix).await.join("\n");
+    let dump = support::redis::dump_text(redis.url(), &prefix)
+        .await
+        .join("\n");
     assert!(!dump.is_empty(), "the store holds keys");
     // Digits-only secrets are matched as whole tokens, because a run of
     // digits may occur by chance inside a hex-encoded keyed hash.

@@ -307,7 +307,6 @@ async fn assert_call_verified(service: &Service, scenario: &str, extra: &[&str])
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs re-INVITE hold/resume"]
 async fn hold_and_resume_still_verified() {
     let service = Service::start(support::CUSTOMERS_CSV);
 
@@ -315,7 +314,6 @@ async fn hold_and_resume_still_verified() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs INFO DTMF"]
 async fn info_digits_verify_caller() {
     let service = Service::start(support::CUSTOMERS_CSV);
 
@@ -565,9 +563,14 @@ fn start_with_tcp(service: &Service) -> (Child, std::net::SocketAddr, std::net::
 /// Places the plain verification call over TCP (sipp `-t t1`) and checks
 /// the token in the REFER.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs TCP transport (--sip-listen-tcp)"]
 async fn tcp_call_verified() {
-    let service = Service::start(support::CUSTOMERS_CSV);
+    // The scenario's own captures press 1 in the menu, then 23456789#.
+    let service = Service::start_with(support::CUSTOMERS_CSV, |config| {
+        support::set_menu(
+            config,
+            &["information", "contract_change", "financial_change"],
+        )
+    });
     let (mut child, tcp, http) = start_with_tcp(&service);
 
     let work = tempfile::tempdir().expect("temporary directory for sipp");
@@ -589,8 +592,6 @@ async fn tcp_call_verified() {
             .output()
             .expect("run sipp (Debian package sip-tester)")
     });
-    let _ = child.kill();
-    let _ = child.wait();
 
     let messages = std::fs::read_to_string(&messages).unwrap_or_default();
     assert!(
@@ -610,6 +611,9 @@ async fn tcp_call_verified() {
         .json()
         .await
         .expect("introspection answer is JSON");
+    let _ = child.kill();
+    let _ = child.wait();
     assert_eq!(claims["active"], true, "{claims}");
     assert_eq!(claims["acr"], "basic", "{claims}");
+    assert_eq!(claims["sub"], "C-1001", "{claims}");
 }

@@ -437,7 +437,8 @@ fn read_sip(reader: &mut TomlReader<'_>, base_dir: &Path) -> SipConfig {
     let listen_tls = socket_addr_list(reader, "sip", "listen_tls");
     let tls_certificate_file = optional_path(reader, base_dir, "sip", "tls_certificate_file");
     let tls_private_key_file = optional_path(reader, base_dir, "sip", "tls_private_key_file");
-    if !listen_tls.is_empty() && (tls_certificate_file.is_none() || tls_private_key_file.is_none()) {
+    if !listen_tls.is_empty() && (tls_certificate_file.is_none() || tls_private_key_file.is_none())
+    {
         reader.problem(
             None,
             Some("sip.listen_tls"),
@@ -508,14 +509,20 @@ fn read_edge(reader: &mut TomlReader<'_>, trusted_peers: &[IpNet]) -> EdgePolicy
         match value.as_str() {
             "reject" => edge.untrusted_action = UntrustedAction::Reject,
             "drop" => edge.untrusted_action = UntrustedAction::Drop,
-            _ => reader.field_problem(&field, format!("`{value}` is not an action; use \"reject\" (403) or \"drop\" (no answer)")),
+            _ => reader.field_problem(
+                &field,
+                format!("`{value}` is not an action; use \"reject\" (403) or \"drop\" (no answer)"),
+            ),
         }
     }
 
-    let optional_integer = |reader: &mut TomlReader<'_>, key: &str, range: std::ops::RangeInclusive<i64>| {
-        let field = reader.get("sip", key, false)?;
-        reader.as_integer(field, range).map(|(value, _)| value.unsigned_abs())
-    };
+    let optional_integer =
+        |reader: &mut TomlReader<'_>, key: &str, range: std::ops::RangeInclusive<i64>| {
+            let field = reader.get("sip", key, false)?;
+            reader
+                .as_integer(field, range)
+                .map(|(value, _)| value.unsigned_abs())
+        };
     if let Some(value) = optional_integer(reader, "max_concurrent_calls", 1..=100_000) {
         edge.max_concurrent_calls = usize::try_from(value).unwrap_or(usize::MAX);
     }

@@ -94,7 +94,7 @@ pub fn load_or_create_pepper(path: &Path) -> Result<(Vec<u8>, bool), SecretError
 
 fn decode_pepper(text: &str, path: &Path) -> Result<Vec<u8>, SecretError> {
     let hex = text.trim();
-    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(SecretError::NotHex {
             path: path.to_path_buf(),
         });

@@ -26,7 +26,11 @@ fn basic() -> Rule {
 fn substantial() -> Rule {
     rule(
         &[Factor::ContractNumber],
-        &[Factor::DateOfBirth, Factor::Postcode, Factor::IbanLastDigits],
+        &[
+            Factor::DateOfBirth,
+            Factor::Postcode,
+            Factor::IbanLastDigits,
+        ],
     )
 }
 
@@ -177,10 +181,7 @@ fn menu_key_selects_request_type() {
 
     type_digits(&mut flow, "2", now);
 
-    assert_eq!(
-        drain(&mut flow),
-        vec![fixed(PromptId::EnterContractNumber)]
-    );
+    assert_eq!(drain(&mut flow), vec![fixed(PromptId::EnterContractNumber)]);
     assert_eq!(
         flow.state(),
         State::Prompting(Step::Factor(Factor::ContractNumber))
@@ -319,7 +320,10 @@ fn failed_factor_falls_back_to_next() {
 
     let actions = drain(&mut flow);
     assert_eq!(flow.failed_attempts(Factor::DateOfBirth), 3);
-    assert!(actions.contains(&fixed(PromptId::EnterPostcode)), "{actions:?}");
+    assert!(
+        actions.contains(&fixed(PromptId::EnterPostcode)),
+        "{actions:?}"
+    );
     assert_eq!(
         flow.state(),
         State::Prompting(Step::Factor(Factor::Postcode))
@@ -408,7 +412,10 @@ fn star_before_code_requests_new_one() {
 
     type_digits(&mut flow, "*", now);
 
-    assert_eq!(drain(&mut flow), vec![Action::StopPrompts, Action::SendCode]);
+    assert_eq!(
+        drain(&mut flow),
+        vec![Action::StopPrompts, Action::SendCode]
+    );
     assert_eq!(flow.state(), State::SendingCode);
 }
 
@@ -670,7 +677,10 @@ fn stale_check_result_is_ignored() {
 
     flow.handle_input(matched(&[]), now);
 
-    assert_eq!(flow.state(), State::Collecting(Step::Factor(Factor::ContractNumber)));
+    assert_eq!(
+        flow.state(),
+        State::Collecting(Step::Factor(Factor::ContractNumber))
+    );
     assert!(drain(&mut flow).is_empty());
 }
 

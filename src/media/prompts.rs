@@ -371,9 +371,11 @@ impl PromptLibrary {
     /// Returns whether every language has the named prompt. `check-config`
     /// uses it for prompts that configuration refers to.
     pub fn has_named(dir: &Path, name: &str) -> bool {
-        Language::ALL
-            .iter()
-            .all(|language| dir.join(language.code()).join(format!("{name}.wav")).is_file())
+        Language::ALL.iter().all(|language| {
+            dir.join(language.code())
+                .join(format!("{name}.wav"))
+                .is_file()
+        })
     }
 
     /// Loads every file, collecting the problems instead of stopping at the
@@ -387,13 +389,11 @@ impl PromptLibrary {
             for id in PromptId::ALL {
                 let path = prompt_path(dir, language, id);
                 match read_samples(&path) {
-                    Ok(samples) => {
-                        prompts.push(Arc::new(Prompt::from_samples(
+                    Ok(samples) => prompts.push(Arc::new(Prompt::from_samples(
                         id.file_stem(),
                         language,
                         &samples,
-                    )))
-                    }
+                    ))),
                     Err(problem) => problems.push(problem),
                 }
             }

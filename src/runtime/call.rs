@@ -35,7 +35,6 @@ const FRAME_INTERVAL: Duration = Duration::from_millis(20);
 /// anything longer is not audio we negotiated.
 const RTP_BUFFER_BYTES: usize = 1500;
 
-
 /// What the SIP task tells a call task about its dialog.
 #[derive(Debug)]
 pub enum CallNotice {
@@ -273,7 +272,8 @@ pub async fn run(setup: CallSetup) {
                                 caller = %super::sip_task::describe_caller(&context.caller),
                                 "transferring to the agent queue"
                             );
-                            let record = steps::audit_record(&call_id, &verification, &transfer.claims);
+                            let record =
+                                steps::audit_record(&call_id, &verification, &transfer.claims);
                             services.audit.append(services.store.as_ref(), record).await;
                             let command = CallCommand::Transfer {
                                 refer_to: steps::refer_to(&transfer),
@@ -308,7 +308,6 @@ fn log_state(call_id: &str, logged: &mut State, current: State) {
         *logged = current;
     }
 }
-
 
 /// Returns the audio of `prompt` in `language`, or `None` for a named prompt
 /// whose file is missing.
@@ -347,7 +346,9 @@ impl MediaPath {
     fn new(negotiated: Option<Negotiated>) -> Result<MediaPath, crate::media::rtp::RtpError> {
         let codec = negotiated
             .as_ref()
-            .map_or(crate::media::g711::Codec::Pcma, |negotiated| negotiated.codec);
+            .map_or(crate::media::g711::Codec::Pcma, |negotiated| {
+                negotiated.codec
+            });
         let mut media = MediaPath {
             negotiated: None,
             player: Player::new(codec),

@@ -169,7 +169,9 @@ pub fn check(path: &Path, overrides: &Overrides) -> Vec<Problem> {
     if let Err(error) = SmsSender::from_config(&config.sms) {
         problems.push(Problem::new(path, None, Some("sms"), error.to_string()));
     }
-    problems.extend(check_prompt_catalog(&config.prompts.dir.join("catalog.toml")));
+    problems.extend(check_prompt_catalog(
+        &config.prompts.dir.join("catalog.toml"),
+    ));
     for line in config.policy.service_lines() {
         for request_type in &line.menu {
             let name = format!("request_type_{request_type}");
@@ -205,8 +207,9 @@ pub async fn import_customers(
     file: &Path,
     store: &dyn Store,
 ) -> Result<usize, String> {
-    let (pepper, _) = load_or_create_pepper(&config.secrets.pepper_file)
-        .map_err(|error| Problem::new(&config.secrets.pepper_file, None, None, error.to_string()).to_string())?;
+    let (pepper, _) = load_or_create_pepper(&config.secrets.pepper_file).map_err(|error| {
+        Problem::new(&config.secrets.pepper_file, None, None, error.to_string()).to_string()
+    })?;
     let hasher = KeyedHasher::new(&pepper).map_err(|error| error.to_string())?;
     let customers = load_customers_with_settings(file, &customer_file_settings(config), &hasher)
         .map_err(|errors| errors.to_string())?;
@@ -362,7 +365,10 @@ pub async fn serve(path: &Path, overrides: &Overrides) -> Result<(), StartError>
     audit_flush.abort();
     services.audit.flush(services.store.as_ref()).await;
     if !services.audit.is_empty() {
-        tracing::error!(records = services.audit.len(), "audit records could not be written before stopping");
+        tracing::error!(
+            records = services.audit.len(),
+            "audit records could not be written before stopping"
+        );
     }
     tracing::info!("ivr-verify stopped");
     Ok(())

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::sip::sdp::{self, Negotiated};
 use crate::flow::CallPlan;
+use crate::sip::sdp::{self, Negotiated};
 use crate::sip::{CallHandle, Endpoint, EndpointConfig, Event, IncomingCall};
 use crate::verify::caller_id::{determine_caller_number, mask_number, to_e164, CallerNumber};
 
@@ -317,7 +317,10 @@ impl SipTask {
         let language = line.language;
         tracing::info!(call_id = %incoming.call_id, service_line = %line.name, %language, "service line selected");
 
-        if let Err(error) = self.endpoint.accept_call(now, call, session.last_sdp.clone()) {
+        if let Err(error) = self
+            .endpoint
+            .accept_call(now, call, session.last_sdp.clone())
+        {
             tracing::warn!(call_id = %incoming.call_id, %error, "answering the call failed");
             return;
         }
@@ -417,7 +420,8 @@ impl SipTask {
                 }
             },
             None => {
-                let offer = sdp::create_offer(session.local_rtp, session.session_id, session.version);
+                let offer =
+                    sdp::create_offer(session.local_rtp, session.session_id, session.version);
                 session.last_sdp = offer.clone().into_bytes();
                 session.pending_offer = Some(offer);
                 session.last_sdp.clone()
@@ -497,8 +501,14 @@ mod tests {
             dialled_number("sip:0881234567@10.0.0.1:5060;user=phone").as_deref(),
             Some("0881234567")
         );
-        assert_eq!(dialled_number("tel:+31881234567").as_deref(), Some("+31881234567"));
-        assert_eq!(dialled_number("sips:ivr@example.com").as_deref(), Some("ivr"));
+        assert_eq!(
+            dialled_number("tel:+31881234567").as_deref(),
+            Some("+31881234567")
+        );
+        assert_eq!(
+            dialled_number("sips:ivr@example.com").as_deref(),
+            Some("ivr")
+        );
         assert_eq!(dialled_number("sip:example.com"), None);
         assert_eq!(dialled_number("mailto:x@y"), None);
     }

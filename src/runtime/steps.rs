@@ -11,7 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::flow::{CodeDelivery, EntryCheck, EntryDigits, StopReason, Verification};
 use crate::media::prompts::Language;
-use crate::store::{AttemptDecision, AuditRecord, CustomerRecord, FactorResult, OtpCheck, Reservation, Store, StoreError};
+use crate::store::{
+    AttemptDecision, AuditRecord, CustomerRecord, FactorResult, OtpCheck, Reservation, Store,
+    StoreError,
+};
 use crate::verify::caller_id::{mask_number, CallerNumber};
 use crate::verify::factors::{normalise_entry, Date};
 use crate::verify::keyed_hash::{HashPurpose, KeyedHash};
@@ -125,7 +128,8 @@ async fn compare(
     let (check, customer) = match factor {
         Factor::ContractNumber => match store.customer_by_contract(&entered).await? {
             Some(customer) => {
-                let caller_id_match = caller_registered(services, &context.caller, &customer).await?;
+                let caller_id_match =
+                    caller_registered(services, &context.caller, &customer).await?;
                 let check = EntryCheck::ContractMatched {
                     customer_id: customer.customer_id.clone(),
                     caller_id_match,
@@ -166,7 +170,10 @@ async fn compare(
         Factor::CallerIdMatch => (EntryCheck::Failed, None),
     };
 
-    let right = matches!(check, EntryCheck::Passed | EntryCheck::ContractMatched { .. });
+    let right = matches!(
+        check,
+        EntryCheck::Passed | EntryCheck::ContractMatched { .. }
+    );
     if right {
         for (key, reservation) in &reservations {
             store.release_attempt(key, reservation).await?;
@@ -336,7 +343,9 @@ async fn store_and_send(
     }
 
     let code = otp::generate_code().map_err(|error| error.to_string())?;
-    let hash = services.hasher.hash(HashPurpose::OneTimeCode, code.as_str());
+    let hash = services
+        .hasher
+        .hash(HashPurpose::OneTimeCode, code.as_str());
     let lifetime_ms = u64::try_from(settings.lifetime.as_millis()).unwrap_or(u64::MAX);
     services
         .store
@@ -442,7 +451,11 @@ pub async fn plan_transfer(
 /// Returns the Refer-To URI: the agent queue with the token and its short
 /// handle as embedded headers (RFC 3261 §19.1.1, RFC 7433 for User-to-User).
 pub fn refer_to(plan: &TransferPlan) -> String {
-    let separator = if plan.agent_queue_uri.contains('?') { '&' } else { '?' };
+    let separator = if plan.agent_queue_uri.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
     format!(
         "{}{}X-Verification-Token={}&User-to-User={}{}",
         plan.agent_queue_uri,
@@ -532,7 +545,11 @@ impl AuditBacklog {
         let unwritten: Vec<AuditRecord> = records.into_iter().skip(written).collect();
         pending.splice(0..0, unwritten);
         if written > 0 {
-            tracing::info!(written, left = pending.len(), "audit backlog written to the store");
+            tracing::info!(
+                written,
+                left = pending.len(),
+                "audit backlog written to the store"
+            );
         }
     }
 

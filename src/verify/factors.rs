@@ -373,7 +373,7 @@ fn luhn_valid(digits: &str) -> bool {
         }
         sum += value;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Returns whether an ASCII digit string passes the 11-test with weights n
@@ -385,11 +385,11 @@ fn elfproef_valid(digits: &str) -> bool {
         let value = usize::from(byte.wrapping_sub(b'0'));
         sum += value * (length - index);
     }
-    sum % 11 == 0
+    sum.is_multiple_of(11)
 }
 
 fn is_leap_year(year: u16) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
 }
 
 fn days_in_month(year: u16, month: u8) -> u8 {

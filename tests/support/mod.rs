@@ -190,10 +190,12 @@ fn test_config(dir: &Path) -> toml_edit::DocumentMut {
     let rtp_max = rtp_min + RTP_PORTS_PER_SERVICE - 1;
 
     let path = |name: &str| dir.join(name).display().to_string();
-    document["sip"]["trusted_peers"] = toml_edit::value(toml_edit::Array::from_iter(["127.0.0.1/32"]));
+    document["sip"]["trusted_peers"] =
+        toml_edit::value(toml_edit::Array::from_iter(["127.0.0.1/32"]));
     document["media"]["rtp_port_min"] = toml_edit::value(i64::from(rtp_min));
     document["media"]["rtp_port_max"] = toml_edit::value(i64::from(rtp_max));
-    document["prompts"]["dir"] = toml_edit::value(repo_root().join("prompts").display().to_string());
+    document["prompts"]["dir"] =
+        toml_edit::value(repo_root().join("prompts").display().to_string());
     document["customers"]["file"] = toml_edit::value("customers.csv");
     document["secrets"]["pepper_file"] = toml_edit::value(path("pepper"));
     document["secrets"]["signing_key_file"] = toml_edit::value(path("token-signing-key.p8"));
