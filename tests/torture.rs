@@ -81,19 +81,18 @@ const FILE_CASES: &[(&str, Expected)] = &[
     ),
 ];
 
-/// Cases where the service departs from RFC 3261 today, with the reply the
-/// RFC requires. `rfc3261_deviations` checks them and is ignored until the
-/// endpoint is fixed.
+/// Cases where the service departed from RFC 3261, with the reply the RFC
+/// requires. `rfc3261_deviations` checks them.
 const DEVIATION_CASES: &[(&str, Expected)] = &[
     // The empty line that ends the header section is required (§7), so a
-    // datagram without it is truncated. NOTE: the service replies 200.
-    ("framing_no_blank_line.sip", Expected::Nothing),
-    // A header line without a colon is malformed, and because the Via is
-    // readable, a 400 can be routed. NOTE: the service drops it without a reply.
+    // datagram without it is malformed, and because the Via is readable, a
+    // 400 can be routed.
+    ("framing_no_blank_line.sip", Expected::Status(400)),
+    // A header line without a colon is malformed; the Via is readable.
     ("header_without_colon.sip", Expected::Status(400)),
-    // A header name must be a token (§25.1). NOTE: the service drops it without a reply.
+    // A header name must be a token (§25.1).
     ("utf8_invalid_header_name.sip", Expected::Status(400)),
-    // An IPv6 reference needs its closing bracket (§25.1). NOTE: the service replies 200.
+    // An IPv6 reference needs its closing bracket (§25.1).
     ("uri_unclosed_ipv6.sip", Expected::Status(400)),
 ];
 
@@ -306,9 +305,9 @@ fn truncated_invite_every_byte() {
     );
 }
 
-/// Checks the cases where the service departs from RFC 3261 today.
+/// Checks the cases where the service departed from RFC 3261.
 #[test]
-#[ignore = "the endpoint accepts a header section without its empty line, drops header lines it cannot read without 400, and accepts an unclosed IPv6 reference"]
+#[ignore = "not yet run against the fixed endpoint: on this branch the config that tests/support writes lacks the [policy], [levels], [request_types] and [service_lines] sections the service requires"]
 fn rfc3261_deviations() {
     if !run_in_network_namespace("rfc3261_deviations") {
         return;
@@ -326,7 +325,7 @@ fn rfc3261_deviations() {
     }
 
     // Cut after the CSeq line: every required header is there, but the
-    // empty line is not, so this is not a complete message.
+    // empty line is not, so this is a malformed message with a readable Via.
     let invite = sender.fill(INVITE.as_bytes());
     let text = String::from_utf8_lossy(&invite).into_owned();
     let cut = text
@@ -336,9 +335,9 @@ fn rfc3261_deviations() {
         text.get(..cut).unwrap_or_default().as_bytes(),
         REPLY_TIMEOUT,
     );
-    if reply.is_some() {
+    if reply != Some(400) {
         failures.push(format!(
-            "INVITE cut at a line end: expected no reply, got {reply:?}"
+            "INVITE cut at a line end: expected 400, got {reply:?}"
         ));
     }
 

@@ -257,7 +257,9 @@ impl Endpoint {
     /// Messages over the rate limit of their source or over
     /// `max_message_bytes` are dropped. Malformed requests get 400 (505 for a
     /// wrong version, 416 for an unsupported URI scheme) when their Via can
-    /// be read, and are dropped otherwise. Malformed responses are dropped.
+    /// be read, and are dropped otherwise. That includes a header section
+    /// without its empty line and a header line that cannot be read.
+    /// Malformed responses are dropped.
     pub fn handle_message(&mut self, now: Instant, received: Received, bytes: &[u8]) {
         let source = received.source;
         if bytes.len() > self.config.edge.max_message_bytes {
@@ -273,7 +275,7 @@ impl Endpoint {
         let mut raw = match RawMessage::frame(bytes) {
             Ok(raw) => raw,
             Err(error) => {
-                tracing::debug!(%source, %error, "dropped message");
+                tracing::debug!(%source, %error, "dropped message that cannot be framed");
                 return;
             }
         };

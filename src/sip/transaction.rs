@@ -10,15 +10,20 @@ use super::message::{IncomingRequest, RawMessage, RequestMethod};
 use super::timer::TimerTable;
 use super::transport::Route;
 
-/// Identifies a server transaction (RFC 3261 §17.2.3).
+/// Identifies a server transaction (RFC 3261 §17.2.3): a request matches
+/// when the branch and the sent-by of its top Via and its method match.
 ///
 /// ACK and CANCEL look up the INVITE transaction by using method `INVITE`
-/// with their own branch.
+/// with their own branch and sent-by.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ServerKey {
     /// Branch of the top Via, or for an RFC 2543 request without the magic
     /// cookie, a key built from Call-ID, CSeq number, From tag and top Via.
     pub branch: String,
+    /// Host of the top Via sent-by, in lower case.
+    pub sent_by_host: String,
+    /// Port of the top Via sent-by, None when the Via names none.
+    pub sent_by_port: Option<u16>,
     /// Method of the request, with ACK and CANCEL mapped by the caller.
     pub method: String,
 }
@@ -29,9 +34,8 @@ pub(crate) const BRANCH_MAGIC_COOKIE: &str = "z9hG4bK";
 impl ServerKey {
     /// Builds the key of `request` as a transaction of `method`.
     ///
-    /// NOTE: the sent-by of the top Via is not part of the key, unlike in
-    /// RFC 3261 §17.2.3, so two peers that pick the same branch would collide.
-    /// Branches with the magic cookie are random, so this needs a broken peer.
+    /// A sent-by without a port differs from one with port 5060, because
+    /// RFC 3261 §17.2.3 compares the sent-by values as sent.
     pub fn for_method(request: &IncomingRequest, method: &str) -> ServerKey {
         let branch = match &request.via.branch {
             Some(branch)
@@ -50,6 +54,8 @@ impl ServerKey {
         };
         ServerKey {
             branch,
+            sent_by_host: request.via.host.clone(),
+            sent_by_port: request.via.port,
             method: method.to_string(),
         }
     }

@@ -59,7 +59,7 @@ pub enum MessageError {
     TooLarge { size: usize },
     #[error("no empty line ends the header section; the datagram is truncated or not SIP")]
     MissingHeaderEnd,
-    #[error("header line {line} has no colon and does not continue a previous header")]
+    #[error("header line {line} is empty, has no colon, has a name that is not a token, or continues no header")]
     InvalidHeaderLine { line: usize },
     #[error("invalid start line: {reason}")]
     InvalidStartLine { reason: &'static str },
@@ -115,13 +115,24 @@ pub(crate) struct RawMessage {
     pub headers: Vec<RawHeader>,
     /// Every byte after the empty line; Content-Length is applied in validation.
     pub body: Vec<u8>,
+    /// First framing fault: a missing empty line, or a header line that was
+    /// skipped because it could not be read. Validation fails with it, and
+    /// the headers that were read still route a 400.
+    pub defect: Option<MessageError>,
 }
+
+/// The empty line that ends the header section (RFC 3261 §7).
+const HEADER_SECTION_END: &[u8] = b"\r\n\r\n";
 
 impl RawMessage {
     /// Splits a datagram into start line, unfolded headers and body.
     ///
-    /// Header bytes that are not UTF-8 are replaced with U+FFFD, which keeps
-    /// the line (and every header after it) available for routing a reply.
+    /// Fails only for a datagram over [`MAX_MESSAGE_SIZE`]. A datagram
+    /// without the empty line, or with a header line that has no colon or a
+    /// name that is not a token, is framed as far as it can be read and
+    /// carries the fault in `defect`. Header bytes that are not UTF-8 are
+    /// replaced with U+FFFD, which keeps the line (and every header after
+    /// it) available for routing a reply.
     pub fn frame(datagram: &[u8]) -> Result<RawMessage, MessageError> {
         if datagram.len() > MAX_MESSAGE_SIZE {
             return Err(MessageError::TooLarge {
@@ -136,12 +147,19 @@ impl RawMessage {
             .count();
         let message = datagram.get(leading..).unwrap_or_default();
 
-        // A datagram that ends right after a header line is taken as a
-        // message without body: the datagram boundary frames it over UDP.
-        let (header_end, body_start) = match find_subslice(message, b"\r\n\r\n") {
-            Some(end) => (end, end + 4),
-            None if message.ends_with(b"\r\n") => (message.len() - 2, message.len()),
-            None => return Err(MessageError::MissingHeaderEnd),
+        // RFC 3261 §7 requires the empty line even without a body, so a
+        // datagram without it is truncated or not SIP.
+        let (header_end, body_start, mut defect) = match find_subslice(message, HEADER_SECTION_END)
+        {
+            Some(end) => (end, end + HEADER_SECTION_END.len(), None),
+            None => {
+                let without_last_crlf = message.strip_suffix(b"\r\n").unwrap_or(message);
+                (
+                    without_last_crlf.len(),
+                    message.len(),
+                    Some(MessageError::MissingHeaderEnd),
+                )
+            }
         };
         let header_section = String::from_utf8_lossy(message.get(..header_end).unwrap_or_default());
         let body = message.get(body_start..).unwrap_or_default().to_vec();
@@ -155,33 +173,47 @@ impl RawMessage {
         for (index, line) in lines.enumerate() {
             let line_number = index + 2;
 
+            // An empty line here ends a header section framed with bare LFs,
+            // so the rest is not read as headers.
+            if line.is_empty() {
+                defect.get_or_insert(MessageError::InvalidHeaderLine { line: line_number });
+                break;
+            }
+
             if line.starts_with([' ', '\t']) {
-                let previous = headers
-                    .last_mut()
-                    .ok_or(MessageError::InvalidHeaderLine { line: line_number })?;
-                previous.value.push(' ');
-                previous.value.push_str(line.trim());
-                previous.value = previous.value.trim().to_string();
+                match headers.last_mut() {
+                    Some(previous) => {
+                        previous.value.push(' ');
+                        previous.value.push_str(line.trim());
+                        previous.value = previous.value.trim().to_string();
+                    }
+                    None => {
+                        defect.get_or_insert(MessageError::InvalidHeaderLine { line: line_number });
+                    }
+                }
                 continue;
             }
 
-            let (name, value) = line
-                .split_once(':')
-                .ok_or(MessageError::InvalidHeaderLine { line: line_number })?;
-            let name = name.trim();
-            if name.is_empty() || !is_token(name) {
-                return Err(MessageError::InvalidHeaderLine { line: line_number });
-            }
-            headers.push(RawHeader {
-                name: full_header_name(name).to_string(),
-                value: value.trim().to_string(),
+            let header = line.split_once(':').and_then(|(name, value)| {
+                let name = name.trim();
+                is_token(name).then(|| RawHeader {
+                    name: full_header_name(name).to_string(),
+                    value: value.trim().to_string(),
+                })
             });
+            match header {
+                Some(header) => headers.push(header),
+                None => {
+                    defect.get_or_insert(MessageError::InvalidHeaderLine { line: line_number });
+                }
+            }
         }
 
         Ok(RawMessage {
             start_line,
             headers,
             body,
+            defect,
         })
     }
 
@@ -268,6 +300,8 @@ impl RawMessage {
 /// The fields of one Via hop that a UAS needs (RFC 3261 §18.2.2, RFC 3581).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ViaHop {
+    /// Host of the sent-by in lower case, an IPv6 address with its brackets.
+    pub host: String,
     /// Port of the sent-by, if given; replies go to 5060 otherwise.
     pub port: Option<u16>,
     /// The branch parameter, the transaction identifier of RFC 3261 §17.2.3.
@@ -294,9 +328,10 @@ impl ViaHop {
         let after_transport = rest.get(transport_end..)?.trim_start();
         let mut parts = after_transport.split(';');
         let sent_by = parts.next()?.trim();
-        let port = parse_sent_by_port(sent_by)?;
+        let (host, port) = parse_sent_by(sent_by)?;
 
         let mut via = ViaHop {
+            host: host.to_ascii_lowercase(),
             port,
             branch: None,
             rport: false,
@@ -319,27 +354,29 @@ impl ViaHop {
     }
 }
 
-/// Returns the port of a sent-by (`host[:port]`, IPv6 in brackets): Some(None)
-/// without a port, None when the sent-by is unreadable.
-fn parse_sent_by_port(sent_by: &str) -> Option<Option<u16>> {
+/// Splits a sent-by (`host[:port]`, IPv6 in brackets) into host and port;
+/// returns None when it is unreadable.
+fn parse_sent_by(sent_by: &str) -> Option<(&str, Option<u16>)> {
     if sent_by.is_empty() || sent_by.contains(char::is_whitespace) {
         return None;
     }
 
-    let after_host = if let Some(inner) = sent_by.strip_prefix('[') {
-        let close = inner.find(']')?;
-        inner.get(close + 1..)?
+    let (host, after_host) = if sent_by.starts_with('[') {
+        let close = sent_by.find(']')?;
+        (sent_by.get(..=close)?, sent_by.get(close + 1..)?)
     } else {
         match sent_by.split_once(':') {
-            Some((host, port)) if !host.is_empty() => return port.parse().ok().map(Some),
+            Some((host, port)) if !host.is_empty() => {
+                return port.parse().ok().map(|port| (host, Some(port)))
+            }
             Some(_) => return None,
-            None => "",
+            None => (sent_by, ""),
         }
     };
 
     match after_host.strip_prefix(':') {
-        Some(port) => port.parse().ok().map(Some),
-        None if after_host.is_empty() => Some(None),
+        Some(port) => port.parse().ok().map(|port| (host, Some(port))),
+        None if after_host.is_empty() => Some((host, None)),
         None => None,
     }
 }
@@ -459,12 +496,59 @@ mod tests {
     }
 
     #[test]
-    fn frame_accepts_datagram_ending_after_headers() {
+    fn frame_marks_missing_empty_line() {
         let raw = RawMessage::frame(b"OPTIONS sip:b@h SIP/2.0\r\nCall-ID: c1\r\n").unwrap();
         assert_eq!(raw.value("Call-ID"), Some("c1"));
         assert!(raw.body.is_empty());
-        let error = RawMessage::frame(b"OPTIONS sip:b@h SIP/2.0\r\nCall-ID: c1").unwrap_err();
-        assert_eq!(error, MessageError::MissingHeaderEnd);
+        assert_eq!(raw.defect, Some(MessageError::MissingHeaderEnd));
+
+        let raw = RawMessage::frame(b"OPTIONS sip:b@h SIP/2.0\r\nCall-ID: c1").unwrap();
+        assert_eq!(raw.value("Call-ID"), Some("c1"));
+        assert_eq!(raw.defect, Some(MessageError::MissingHeaderEnd));
+
+        let raw = RawMessage::frame(b"OPTIONS sip:b@h SIP/2.0\r\nCall-ID: c1\r\n\r\n").unwrap();
+        assert_eq!(raw.defect, None);
+    }
+
+    #[test]
+    fn frame_skips_unreadable_header_lines() {
+        let cases: [(&[u8], usize); 4] = [
+            (
+                b"OPTIONS sip:b@h SIP/2.0\r\nno colon here\r\nCall-ID: c1\r\n\r\n",
+                2,
+            ),
+            (
+                b"OPTIONS sip:b@h SIP/2.0\r\nX-Bad\xff\xfe: v\r\nCall-ID: c1\r\n\r\n",
+                2,
+            ),
+            (
+                b"OPTIONS sip:b@h SIP/2.0\r\n folded first\r\nCall-ID: c1\r\n\r\n",
+                2,
+            ),
+            (
+                b"OPTIONS sip:b@h SIP/2.0\r\nX-A: 1\r\n: v\r\nCall-ID: c1\r\n\r\n",
+                3,
+            ),
+        ];
+        for (datagram, line) in cases {
+            let raw = RawMessage::frame(datagram).unwrap();
+            let text = String::from_utf8_lossy(datagram);
+            assert_eq!(raw.value("Call-ID"), Some("c1"), "{text}");
+            assert_eq!(
+                raw.defect,
+                Some(MessageError::InvalidHeaderLine { line }),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn frame_stops_headers_at_bare_lf_empty_line() {
+        let raw = RawMessage::frame(b"OPTIONS sip:b@h SIP/2.0\nCall-ID: c1\n\nv: not a header\n")
+            .unwrap();
+        assert_eq!(raw.value("Call-ID"), Some("c1"));
+        assert_eq!(raw.value("Via"), None);
+        assert_eq!(raw.defect, Some(MessageError::MissingHeaderEnd));
     }
 
     #[test]
@@ -491,6 +575,30 @@ mod tests {
         assert_eq!(ViaHop::parse("SIP/2.0/UDP host").unwrap().port, None);
         assert!(ViaHop::parse("SIP/2.0/UDP host:99999").is_none());
         assert!(ViaHop::parse("SIP/2.0/UDP h;;").unwrap().has_empty_param);
+    }
+
+    #[test]
+    fn via_hop_sent_by_host() {
+        let cases = [
+            (
+                "SIP/2.0/UDP Host.Example:5070;branch=z9hG4bKx",
+                "host.example",
+                Some(5070),
+            ),
+            (
+                "SIP/2.0/UDP [2001:DB8::1]:5080",
+                "[2001:db8::1]",
+                Some(5080),
+            ),
+            ("SIP/2.0/UDP [::1]", "[::1]", None),
+            ("SIP/2.0/TCP 192.0.2.1", "192.0.2.1", None),
+        ];
+        for (value, host, port) in cases {
+            let hop = ViaHop::parse(value).unwrap();
+            assert_eq!(hop.host, host, "{value}");
+            assert_eq!(hop.port, port, "{value}");
+        }
+        assert!(ViaHop::parse("SIP/2.0/UDP [::1").is_none());
     }
 
     #[test]

@@ -82,10 +82,14 @@ impl IncomingRequest {
     /// Validates a framed request.
     ///
     /// The checks cover what RFC 3261 requires of every request and what
-    /// rsipstack's parser accepts without complaint: the Request-Line form,
+    /// rsipstack's parser accepts without complaint: framing, the Request-Line form,
     /// version, URI scheme, required and single-value headers, CSeq, Via,
     /// Content-Length and the syntax of From, To and Contact.
     pub fn validate(raw: &RawMessage) -> Result<IncomingRequest, MessageError> {
+        if let Some(defect) = &raw.defect {
+            return Err(defect.clone());
+        }
+
         let (method, request_uri) = validate_request_line(&raw.start_line)?;
 
         for name in REQUIRED_HEADERS {
@@ -185,8 +189,13 @@ pub(crate) struct IncomingResponse {
 }
 
 impl IncomingResponse {
-    /// Validates a framed response: SIP/2.0, a three-digit code from 100 to 699, a readable CSeq.
+    /// Validates a framed response: no framing defect, SIP/2.0, a three-digit
+    /// code from 100 to 699, a readable CSeq.
     pub fn validate(raw: &RawMessage) -> Result<IncomingResponse, MessageError> {
+        if let Some(defect) = &raw.defect {
+            return Err(defect.clone());
+        }
+
         let mut parts = raw.start_line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default();
         if version != "SIP/2.0" {
@@ -282,11 +291,48 @@ fn validate_request_uri(uri: &str) -> Result<(), MessageError> {
         });
     }
 
+    if scheme != "tel" {
+        let after_scheme = uri.split_once(':').map_or(uri, |(_, rest)| rest);
+        check_host_brackets(after_scheme).map_err(|reason| MessageError::InvalidRequestUri {
+            reason: reason.to_string(),
+        })?;
+    }
+
     rsipstack::sip::parse_uri(uri)
         .map(|_| ())
         .map_err(|_| MessageError::InvalidRequestUri {
             reason: "does not parse as a sip, sips or tel URI".to_string(),
         })
+}
+
+/// Checks the brackets of the host in a sip or sips URI without its scheme.
+/// An IPv6 reference must be closed and contain an IPv6 address (RFC 3261
+/// §25.1), and `[` or `]` may appear nowhere else in the host and port.
+/// This check exists because rsipstack 0.7.14 accepts `sip:ivr@[::1`.
+fn check_host_brackets(after_scheme: &str) -> Result<(), &'static str> {
+    // The user part cannot hold an unescaped `@`, and URI parameters cannot
+    // hold `@`, so the host starts after the last one.
+    let host_and_rest = after_scheme
+        .rsplit_once('@')
+        .map_or(after_scheme, |(_, host)| host);
+    let hostport = host_and_rest.split([';', '?']).next().unwrap_or_default();
+
+    let Some(reference) = hostport.strip_prefix('[') else {
+        if hostport.contains(['[', ']']) {
+            return Err("[ or ] outside an IPv6 reference in the host");
+        }
+        return Ok(());
+    };
+    let Some((address, after)) = reference.split_once(']') else {
+        return Err("the IPv6 reference in the host has no closing ]");
+    };
+    if address.parse::<std::net::Ipv6Addr>().is_err() {
+        return Err("the IPv6 reference in the host is not an IPv6 address");
+    }
+    if !after.is_empty() && !after.starts_with(':') {
+        return Err("the IPv6 reference in the host is followed by something other than a port");
+    }
+    Ok(())
 }
 
 /// Parses `CSeq: number method`; returns the number and method.
@@ -503,11 +549,37 @@ mod tests {
             ("OPTIONS sip:b@h SIP/3.0", 505),
             ("OPTIONS mailto:b@h SIP/2.0", 416),
             ("OPTIONS 0612345678:b@h SIP/2.0", 400),
+            ("OPTIONS sip:ivr@[::1 SIP/2.0", 400),
+            ("OPTIONS sip:ivr@[::1:5060 SIP/2.0", 400),
+            ("OPTIONS sips:ivr@[not-ipv6] SIP/2.0", 400),
+            ("OPTIONS sip:ivr@[::1]x SIP/2.0", 400),
+            ("OPTIONS sip:ivr@::1] SIP/2.0", 400),
         ];
         for (line, status) in cases {
             let error = validate(&request(line, &[], "")).unwrap_err();
             assert_eq!(error.status(), status, "{line}: {error}");
         }
+    }
+
+    #[test]
+    fn validate_accepts_ipv6_request_uri() {
+        for line in [
+            "OPTIONS sip:ivr@[::1] SIP/2.0",
+            "OPTIONS sip:ivr@[2001:db8::1]:5060;transport=udp SIP/2.0",
+            "OPTIONS sip:[::1] SIP/2.0",
+        ] {
+            let result = validate(&request(line, &[], ""));
+            assert!(result.is_ok(), "{line}: {:?}", result.err());
+        }
+    }
+
+    #[test]
+    fn validate_reports_framing_defect() {
+        let text = request("OPTIONS sip:b@h SIP/2.0", &[("Subject", "x")], "")
+            .replace("Subject: x", "Subject x");
+        let error = validate(&text).unwrap_err();
+        assert_eq!(error, MessageError::InvalidHeaderLine { line: 7 });
+        assert_eq!(error.status(), 400);
     }
 
     #[test]

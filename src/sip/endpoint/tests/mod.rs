@@ -2,6 +2,8 @@ use std::time::Duration;
 
 mod admission;
 mod dialogs;
+mod framing;
+mod matching;
 mod transports;
 
 use super::*;
