@@ -307,7 +307,6 @@ fn truncated_invite_every_byte() {
 
 /// Checks the cases where the service departed from RFC 3261.
 #[test]
-#[ignore = "not yet run against the fixed endpoint: on this branch the config that tests/support writes lacks the [policy], [levels], [request_types] and [service_lines] sections the service requires"]
 fn rfc3261_deviations() {
     if !run_in_network_namespace("rfc3261_deviations") {
         return;
