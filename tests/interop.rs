@@ -358,14 +358,15 @@ fn statuses_and_methods(datagrams: &[Vec<u8>]) -> Vec<(u16, String)> {
         .collect()
 }
 
-/// Sends INVITE and CANCEL back to back and expects 487 for the INVITE. sipp
-/// cannot do this: it reads the 100 Trying between two sends. By then the
-/// service, which accepts calls at once, has sent its 200 OK, after which a
-/// CANCEL has no effect (RFC 3261 section 9.2).
+/// Sends INVITE and CANCEL back to back and expects 487 for the INVITE.
+/// The service answers after `sip.answer_delay_ms`, so the CANCEL arrives
+/// before the 200 OK (RFC 3261 section 9.2). sipp cannot send the two
+/// without reading the 100 Trying in between, so the test sends them itself.
 #[test]
-#[ignore = "the service answers an INVITE before it reads a CANCEL queued right behind it, so no caller can cancel before the answer"]
 fn cancel_before_answer_gets_487() {
-    let service = Service::start(support::CUSTOMERS_CSV);
+    let service = Service::start_with(support::CUSTOMERS_CSV, |config| {
+        config["sip"]["answer_delay_ms"] = toml_edit::value(1500);
+    });
     let mut sender = harness::SipSender::new(service.sip);
 
     let invite = sender.fill(INVITE.as_bytes());
@@ -412,6 +413,24 @@ fn cancel_before_answer_gets_487() {
         sender.options(),
         Some(200),
         "OPTIONS after the cancelled call"
+    );
+}
+
+/// The same with sipp: it reads the 100 Trying, sends CANCEL, and expects
+/// 200 for it and 487 for the INVITE.
+#[test]
+fn sipp_cancel_before_answer() {
+    let service = Service::start_with(support::CUSTOMERS_CSV, |config| {
+        config["sip"]["answer_delay_ms"] = toml_edit::value(1500);
+    });
+
+    let outcome = run_scenario(&service, "cancel.xml");
+
+    assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
+    assert!(
+        !service.log().contains("call state changed"),
+        "the cancelled call never reached the flow:\n{}",
+        service.log()
     );
 }
 

@@ -89,6 +89,7 @@ const SCHEMA: &[(&str, Shape, bool)] = &[
             "trusted_burst",
             "max_message_bytes",
             "scanner_user_agents",
+            "answer_delay_ms",
         ]),
         true,
     ),
@@ -214,6 +215,9 @@ pub struct SipConfig {
     /// Admission, rate limits and size limits at the SIP edge. Its
     /// `trusted_peers` mirrors the field below.
     pub edge: EdgePolicy,
+    /// Time between 100 Trying and 200 OK, during which a CANCEL still
+    /// stops the call; zero answers at once.
+    pub answer_delay: Duration,
     /// Value of the User-Agent and Server headers.
     pub user_agent: String,
     /// Peers whose P-Asserted-Identity is believed (RFC 3325 trust domain).
@@ -483,8 +487,15 @@ fn read_sip(reader: &mut TomlReader<'_>, base_dir: &Path) -> SipConfig {
     }
 
     let edge = read_edge(reader, &trusted_peers);
+    let answer_delay = reader
+        .get("sip", "answer_delay_ms", false)
+        .and_then(|field| reader.as_integer(field, 0..=MAX_ANSWER_DELAY_MS))
+        .map_or(Duration::ZERO, |(ms, _)| {
+            Duration::from_millis(ms.unsigned_abs())
+        });
 
     SipConfig {
+        answer_delay,
         listen,
         listen_udp_extra,
         listen_tcp,
@@ -496,6 +507,11 @@ fn read_sip(reader: &mut TomlReader<'_>, base_dir: &Path) -> SipConfig {
         trusted_peers,
     }
 }
+
+/// Longest answer delay accepted. A caller waits in silence meanwhile, and
+/// carriers give up on an unanswered INVITE after about 32 s (Timer B), so
+/// more than a few seconds only costs callers.
+const MAX_ANSWER_DELAY_MS: i64 = 10_000;
 
 /// Reads the optional edge keys of `[sip]`; each missing key keeps the
 /// [`EdgePolicy`] default.

@@ -46,6 +46,7 @@ pub async fn run(
     let edge = services.config.sip.edge.clone();
     let (transports, mut inbound) = Transports::start(listeners, edge.max_message_bytes);
     let (commands_tx, mut commands_rx) = mpsc::unbounded_channel();
+    let (answers_due, mut answers_due_rx) = mpsc::unbounded_channel();
     tracing::info!(listeners = ?local_addrs, "SIP transports started");
 
     let mut task = SipTask {
@@ -57,6 +58,8 @@ pub async fn run(
         }),
         calls: HashMap::new(),
         media: HashMap::new(),
+        pending_answers: HashMap::new(),
+        answers_due,
         commands_tx,
         services,
         draining: false,
@@ -76,6 +79,7 @@ pub async fn run(
             Some((call, command)) = commands_rx.recv() => {
                 task.apply(call, command);
             }
+            Some(call) = answers_due_rx.recv() => task.answer_due(call),
             () = sleep => task.endpoint.handle_timeout(Instant::now()),
             changed = shutdown.changed(), if !task.draining => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -109,6 +113,12 @@ struct SipTask {
 
     /// Offer/answer state per live call, for re-INVITEs and late offer.
     media: HashMap<CallHandle, MediaSession>,
+
+    /// Calls waiting for `sip.answer_delay` to pass before the 200 OK.
+    pending_answers: HashMap<CallHandle, PendingAnswer>,
+
+    /// Each delayed answer's timer sends its call here when it is due.
+    answers_due: mpsc::UnboundedSender<CallHandle>,
 
     /// Cloned into each call task so it can send commands back.
     commands_tx: mpsc::UnboundedSender<(CallHandle, CallCommand)>,
@@ -170,6 +180,7 @@ impl SipTask {
                 self.notify(call, CallNotice::Ended);
                 self.calls.remove(&call);
                 self.media.remove(&call);
+                self.pending_answers.remove(&call);
                 tracing::debug!(?call, ?cause, "dialog ended");
             }
             Event::Reoffer { call, sdp } => self.answer_reoffer(call, sdp),
@@ -317,19 +328,8 @@ impl SipTask {
         let language = line.language;
         tracing::info!(call_id = %incoming.call_id, service_line = %line.name, %language, "service line selected");
 
-        if let Err(error) = self
-            .endpoint
-            .accept_call(now, call, session.last_sdp.clone())
-        {
-            tracing::warn!(call_id = %incoming.call_id, %error, "answering the call failed");
-            return;
-        }
-        self.media.insert(call, session);
-
         let (notices_tx, notices_rx) = mpsc::unbounded_channel();
-        self.calls.insert(call, notices_tx);
-
-        tokio::spawn(call::run(CallSetup {
+        let setup = CallSetup {
             handle: call,
             call_id: incoming.call_id,
             caller,
@@ -340,7 +340,57 @@ impl SipTask {
             services: Arc::clone(&self.services),
             plan,
             language,
-        }));
+        };
+        let answer = PendingAnswer {
+            session,
+            setup,
+            notices: notices_tx,
+        };
+
+        let delay = self.services.config.sip.answer_delay;
+        if delay.is_zero() {
+            self.accept(now, answer);
+            return;
+        }
+
+        // Answer later, so a caller (or a PBX hunting for a free IVR) can
+        // still CANCEL; the endpoint ends the call then, and the pending
+        // answer is dropped with its RTP port.
+        self.pending_answers.insert(call, answer);
+        let due = self.answers_due.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = due.send(call);
+        });
+    }
+
+    /// Sends the 200 OK for a call and starts its task.
+    fn accept(&mut self, now: Instant, answer: PendingAnswer) {
+        let PendingAnswer {
+            session,
+            setup,
+            notices,
+        } = answer;
+        let call = setup.handle;
+
+        if let Err(error) = self
+            .endpoint
+            .accept_call(now, call, session.last_sdp.clone())
+        {
+            tracing::warn!(call_id = %setup.call_id, %error, "answering the call failed");
+            return;
+        }
+        self.media.insert(call, session);
+        self.calls.insert(call, notices);
+        tokio::spawn(call::run(setup));
+    }
+
+    /// Answers a call whose answer delay has passed, unless it was
+    /// cancelled meanwhile.
+    fn answer_due(&mut self, call: CallHandle) {
+        if let Some(answer) = self.pending_answers.remove(&call) {
+            self.accept(Instant::now(), answer);
+        }
     }
 
     /// Passes the ACK on to the call task, with the media from the answer
@@ -444,6 +494,16 @@ impl SipTask {
             tracing::warn!(call_id, %error, "rejecting the call failed");
         }
     }
+}
+
+/// A call accepted by the service but not yet answered with 200 OK.
+struct PendingAnswer {
+    /// Its offer/answer state, with the SDP the 200 OK will carry.
+    session: MediaSession,
+    /// What its call task gets once it is answered.
+    setup: CallSetup,
+    /// Where the SIP task sends its dialog events.
+    notices: mpsc::UnboundedSender<CallNotice>,
 }
 
 /// Offer/answer state of one call (RFC 3264).
