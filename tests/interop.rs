@@ -636,3 +636,58 @@ async fn tcp_call_verified() {
     assert_eq!(claims["acr"], "basic", "{claims}");
     assert_eq!(claims["sub"], "C-1001", "{claims}");
 }
+
+/// An offer with an IPv6 connection line, over SIP on IPv6, is answered
+/// with IPv6 media from `media.address_v6`.
+#[test]
+fn ipv6_offer_answered_over_ipv6() {
+    let sip_v6: std::net::SocketAddr = format!("[::1]:{}", free_udp_port())
+        .parse()
+        .expect("IPv6 SIP address");
+    let service = Service::start_with(support::CUSTOMERS_CSV, |config| {
+        config["sip"]["listen_udp_extra"] =
+            toml_edit::value(toml_edit::Array::from_iter([sip_v6.to_string()]));
+        config["sip"]["trusted_peers"] =
+            toml_edit::value(toml_edit::Array::from_iter(["127.0.0.1/32", "::1/128"]));
+        config["media"]["address_v6"] = toml_edit::value("::1");
+    });
+    let socket = std::net::UdpSocket::bind("[::1]:0").expect("bind an IPv6 socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("read timeout");
+    let local = socket.local_addr().expect("local address");
+
+    let body = "v=0\r\no=caller 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let invite = format!(
+        "INVITE sip:0881234567@{sip_v6} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKv6test1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:0612345601@[::1]>;tag=v6caller\r\nTo: <sip:0881234567@{sip_v6}>\r\nCall-ID: ipv6-offer@test\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{local}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket
+        .send_to(invite.as_bytes(), sip_v6)
+        .expect("send INVITE");
+
+    let mut buffer = [0u8; 65_535];
+    let started = Instant::now();
+    let answer = loop {
+        let (length, _) = socket
+            .recv_from(&mut buffer)
+            .expect("a reply to the INVITE");
+        let reply = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        if reply.starts_with("SIP/2.0 200") {
+            break reply;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no 200 OK; last reply:\n{reply}"
+        );
+    };
+
+    assert!(
+        answer.contains("c=IN IP6 ::1"),
+        "IPv6 media in the answer:\n{answer}"
+    );
+    assert!(
+        !answer.contains("IN IP4"),
+        "no IPv4 address in the answer:\n{answer}"
+    );
+}

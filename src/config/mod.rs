@@ -96,7 +96,7 @@ const SCHEMA: &[(&str, Shape, bool)] = &[
     ("http", Shape::Keys(&["listen"]), true),
     (
         "media",
-        Shape::Keys(&["rtp_port_min", "rtp_port_max", "address"]),
+        Shape::Keys(&["rtp_port_min", "rtp_port_max", "address", "address_v6"]),
         true,
     ),
     ("prompts", Shape::Keys(&["dir", "language"]), true),
@@ -243,6 +243,9 @@ pub struct MediaConfig {
     /// else the IP of `sip.listen`. Never unspecified (`0.0.0.0`, `::`),
     /// because the caller could not send media to it.
     pub address: IpAddr,
+    /// IPv6 address for callers whose offer has an IPv6 connection line,
+    /// when `address` is IPv4. Without it such offers get 488.
+    pub address_v6: Option<IpAddr>,
 }
 
 /// `[prompts]`.
@@ -658,10 +661,25 @@ fn read_media(reader: &mut TomlReader<'_>, sip_listen: SocketAddr) -> MediaConfi
             .and_then(|(port, _)| u16::try_from(port).ok())
             .unwrap_or(0)
     };
+    let address_v6 = match reader.string("media", "address_v6", false) {
+        None => None,
+        Some((value, field)) => match value.parse::<IpAddr>() {
+            Ok(ip) if ip.is_ipv6() && !ip.is_unspecified() => Some(ip),
+            _ => {
+                reader.field_problem(
+                    &field,
+                    format!("`{value}` is not a specific IPv6 address, such as \"2001:db8::10\" or \"::1\""),
+                );
+                None
+            }
+        },
+    };
+
     MediaConfig {
         rtp_port_min: port(min),
         rtp_port_max: port(max),
         address,
+        address_v6,
     }
 }
 

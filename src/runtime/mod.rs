@@ -50,6 +50,9 @@ pub struct Services {
     pub hasher: KeyedHasher,
     /// Local RTP ports, one per call.
     pub rtp_ports: RtpPorts,
+    /// Local IPv6 RTP ports for callers who offer IPv6 media, when
+    /// `media.address_v6` is set.
+    pub rtp_ports_v6: Option<RtpPorts>,
     /// Region for numbers written without a country code.
     pub default_region: phonenumber::country::Id,
 }
@@ -273,6 +276,13 @@ async fn build_services(config: Config) -> Result<Services, StartError> {
             config.media.rtp_port_min,
             config.media.rtp_port_max,
         ),
+        rtp_ports_v6: config.media.address_v6.map(|address| {
+            RtpPorts::new(
+                address,
+                config.media.rtp_port_min,
+                config.media.rtp_port_max,
+            )
+        }),
         default_region: config.customers.default_region,
         prompts,
         store,

@@ -20,7 +20,7 @@ use crate::verify::caller_id::{determine_caller_number, mask_number, to_e164, Ca
 
 use super::call::{self, CallCommand, CallNotice, CallSetup};
 use super::transport::{BoundListeners, Inbound, Transports};
-use super::Services;
+use super::{RtpSocket, Services};
 
 /// Status for a call that cannot get an RTP port, so that a load balancer
 /// sends the call to another node.
@@ -239,7 +239,7 @@ impl SipTask {
         let now = Instant::now();
         let call = incoming.call;
 
-        let rtp = match self.services.rtp_ports.bind() {
+        let mut rtp = match self.services.rtp_ports.bind() {
             Ok(rtp) => rtp,
             Err(error) => {
                 tracing::warn!(call_id = %incoming.call_id, %error, "no RTP port for the call");
@@ -253,7 +253,12 @@ impl SipTask {
             }
         };
 
-        let local_rtp = SocketAddr::new(self.services.rtp_ports.address(), rtp.port());
+        let mut local_rtp = SocketAddr::new(self.services.rtp_ports.address(), rtp.port());
+        let v6_rtp = self.rtp_for_ipv6_offer(incoming.sdp_offer.as_deref(), local_rtp);
+        if let Some((socket, address)) = v6_rtp {
+            rtp = socket;
+            local_rtp = address;
+        }
         let mut session = MediaSession {
             local_rtp,
             session_id: session_id(),
@@ -362,6 +367,35 @@ impl SipTask {
             tokio::time::sleep(delay).await;
             let _ = due.send(call);
         });
+    }
+
+    /// Returns an IPv6 RTP socket when the offer asks for IPv6 media, our
+    /// main RTP address is IPv4, and `media.address_v6` is set; the answer
+    /// must use the offer's address family.
+    fn rtp_for_ipv6_offer(
+        &self,
+        offer: Option<&[u8]>,
+        local_rtp: SocketAddr,
+    ) -> Option<(RtpSocket, SocketAddr)> {
+        let pool = self.services.rtp_ports_v6.as_ref()?;
+        if local_rtp.is_ipv6() {
+            return None;
+        }
+
+        match sdp::answer_offer(offer?, local_rtp, 0) {
+            Err(sdp::SdpError::AddressFamilyMismatch { .. }) => {}
+            _ => return None,
+        }
+        match pool.bind() {
+            Ok(socket) => {
+                let address = SocketAddr::new(pool.address(), socket.port());
+                Some((socket, address))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "no IPv6 RTP port for an IPv6 offer");
+                None
+            }
+        }
     }
 
     /// Sends the 200 OK for a call and starts its task.
