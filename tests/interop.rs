@@ -684,7 +684,8 @@ fn ipv6_offer_answered_over_ipv6() {
 
     assert!(
         answer.contains("c=IN IP6 ::1"),
-        "IPv6 media in the answer:\n{answer}"
+        "IPv6 media in the answer:\n{answer}\n--- service log ---\n{}",
+        service.log()
     );
     assert!(
         !answer.contains("IN IP4"),
