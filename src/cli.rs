@@ -17,7 +17,7 @@ pub const DEFAULT_CONFIG: &str = "config/default.toml";
 #[derive(Debug, Parser)]
 #[command(name = "ivr-verify", version, about)]
 pub struct Cli {
-    /// What to do.
+    /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -32,13 +32,13 @@ pub enum Command {
     CheckConfig(ConfigArgs),
     /// Manage the registered customers in the configured store.
     Customers {
-        /// What to do with them.
+        /// The customers subcommand.
         #[command(subcommand)]
         command: CustomersCommand,
     },
     /// Show what the verification policy asks.
     Policy {
-        /// What to show.
+        /// The policy subcommand.
         #[command(subcommand)]
         command: PolicyCommand,
     },

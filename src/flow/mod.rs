@@ -69,7 +69,7 @@ impl Default for FlowConfig {
     }
 }
 
-/// What one call may offer, from its service line and the policy.
+/// Menu and rules of one call, from its service line and the policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallPlan {
     /// Request types of the menu with the rule each needs; key 1 selects the
@@ -139,7 +139,7 @@ pub enum CodeDelivery {
     NotSent,
 }
 
-/// How the call leaves the flow towards an agent.
+/// Outcome of verification, sent with the transfer to an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
     /// The request type chosen in the menu, if any.
@@ -148,14 +148,14 @@ pub struct Verification {
     pub customer_id: Option<String>,
     /// Whether the calling number is registered to that customer.
     pub caller_id_match: bool,
-    /// Which factors passed and failed, with reasons, for the level, the
+    /// Passed and failed factors with their reasons, for the level, the
     /// token's `amr` and the audit trail.
     pub outcomes: FactorOutcomes,
-    /// Why verification stopped early, if it did.
+    /// Reason verification stopped early, if it did.
     pub stopped: Option<StopReason>,
 }
 
-/// Why verification ended before the rule could be met.
+/// Reason verification ended before the rule was met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
     /// A lockout across calls is in force.

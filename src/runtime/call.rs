@@ -35,7 +35,7 @@ const FRAME_INTERVAL: Duration = Duration::from_millis(20);
 /// anything longer is not audio we negotiated.
 const RTP_BUFFER_BYTES: usize = 1500;
 
-/// What the SIP task tells a call task about its dialog.
+/// Dialog events the SIP task sends to a call task.
 #[derive(Debug)]
 pub enum CallNotice {
     /// The ACK for our 200 arrived: the caller hears us from now on. With a
@@ -71,7 +71,7 @@ pub enum CallNotice {
     },
 }
 
-/// What a call task asks of the SIP task.
+/// Commands a call task sends to the SIP task.
 #[derive(Debug)]
 pub enum CallCommand {
     /// Send REFER within the dialog.

@@ -108,7 +108,7 @@ struct SipTask {
     /// Transactions and dialogs of every call.
     endpoint: Endpoint,
 
-    /// Where to send dialog events, per live call.
+    /// Senders of dialog events, per live call.
     calls: HashMap<CallHandle, mpsc::UnboundedSender<CallNotice>>,
 
     /// Offer/answer state per live call, for re-INVITEs and late offer.
@@ -277,12 +277,12 @@ impl SipTask {
                         Some(negotiated)
                     }
                     Err(error) => {
-                        tracing::info!(call_id = %incoming.call_id, %error, "offer refused");
+                        tracing::info!(call_id = %incoming.call_id, %error, "offer rejected");
                         self.reject(
                             call,
                             &incoming.call_id,
                             STATUS_NOT_ACCEPTABLE_HERE,
-                            "offer refused",
+                            "offer rejected",
                         );
                         return;
                     }
@@ -468,7 +468,7 @@ impl SipTask {
         match sdp::accept_answer(&answer, &offer) {
             Ok(negotiated) => Some(negotiated),
             Err(error) => {
-                tracing::info!(?call, %error, "answer in the ACK refused");
+                tracing::info!(?call, %error, "answer in the ACK rejected");
                 None
             }
         }
@@ -499,7 +499,7 @@ impl SipTask {
                 Err(error) => {
                     // NOTE: the endpoint has no 488 for a re-INVITE yet, so
                     // an offer we cannot answer keeps the media as it was.
-                    tracing::info!(?call, %error, "re-INVITE offer refused; keeping the current media");
+                    tracing::info!(?call, %error, "re-INVITE offer rejected; keeping the current media");
                     session.last_sdp.clone()
                 }
             },

@@ -28,7 +28,7 @@ use super::Services;
 /// as unavailable and fails closed.
 const STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What a call knows while it checks entries.
+/// Call state that checking an entry needs.
 #[derive(Debug, Clone)]
 pub struct CheckContext {
     /// SIP Call-ID, for logs.
