@@ -87,7 +87,32 @@ const SINGLE_PARTS: &[(&str, ForbiddenData)] = &[
     ("bsn", ForbiddenData::Bsn),
     ("burgerservicenummer", ForbiddenData::Bsn),
     ("sofinummer", ForbiddenData::Bsn),
+    ("bsnnummer", ForbiddenData::Bsn),
+    ("accountnumber", ForbiddenData::FullIban),
+    ("bankaccount", ForbiddenData::FullIban),
+    ("rekeningnr", ForbiddenData::FullIban),
+    ("ibanfull", ForbiddenData::FullIban),
+    ("fulliban", ForbiddenData::FullIban),
+    ("securitycode", ForbiddenData::CardNumber),
+    ("kaartnr", ForbiddenData::CardNumber),
+    ("creditcardnr", ForbiddenData::CardNumber),
+    ("debitcard", ForbiddenData::CardNumber),
+    ("passcode", ForbiddenData::Password),
+    ("pwd", ForbiddenData::Password),
 ];
+
+/// Word parts that name forbidden data when followed only by digits, as in
+/// `pin1` or `cvv2`.
+const NUMBERED_PARTS: &[(&str, ForbiddenData)] = &[
+    ("pin", ForbiddenData::Pin),
+    ("cvv", ForbiddenData::CardNumber),
+    ("cvc", ForbiddenData::CardNumber),
+    ("bsn", ForbiddenData::Bsn),
+];
+
+/// Word parts that say a name is about a whole value, so an IBAN name with
+/// them is never only about its trailing digits.
+const WHOLE_VALUE_PARTS: &[&str] = &["full", "volledig", "volledige", "complete", "whole"];
 
 /// Consecutive word parts that together name forbidden data.
 const PART_SEQUENCES: &[(&[&str], ForbiddenData)] = &[
@@ -105,6 +130,12 @@ const PART_SEQUENCES: &[(&[&str], ForbiddenData)] = &[
     (&["pin", "code"], ForbiddenData::Pin),
     (&["citizen", "service", "number"], ForbiddenData::Bsn),
     (&["burger", "service", "nummer"], ForbiddenData::Bsn),
+    (&["sofi", "nummer"], ForbiddenData::Bsn),
+    (&["sofi", "number"], ForbiddenData::Bsn),
+    (&["cc", "number"], ForbiddenData::CardNumber),
+    (&["cc", "nr"], ForbiddenData::CardNumber),
+    (&["card", "no"], ForbiddenData::CardNumber),
+    (&["rekening", "nr"], ForbiddenData::FullIban),
 ];
 
 /// Word parts that turn an IBAN name into a name for its trailing digits,
@@ -115,9 +146,13 @@ const TRAILING_DIGITS_PARTS: &[&str] = &["last", "laatste", "tail", "suffix"];
 #[must_use]
 pub fn forbidden_data(name: &str) -> Option<ForbiddenData> {
     let parts = word_parts(name);
-    let trailing_digits = parts
+    let whole_value = parts
         .iter()
-        .any(|part| TRAILING_DIGITS_PARTS.iter().any(|t| part.starts_with(t)));
+        .any(|part| WHOLE_VALUE_PARTS.contains(&part.as_str()));
+    let trailing_digits = !whole_value
+        && parts
+            .iter()
+            .any(|part| TRAILING_DIGITS_PARTS.iter().any(|t| part.starts_with(t)));
 
     let single = parts.iter().find_map(|part| {
         SINGLE_PARTS
@@ -132,7 +167,14 @@ pub fn forbidden_data(name: &str) -> Option<ForbiddenData> {
             .then_some(*data)
     });
 
-    let found = single.or(sequence)?;
+    let numbered = parts.iter().find_map(|part| {
+        NUMBERED_PARTS.iter().find_map(|(word, data)| {
+            let digits = part.strip_prefix(word)?;
+            (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(*data)
+        })
+    });
+
+    let found = single.or(sequence).or(numbered)?;
     if found == ForbiddenData::FullIban && trailing_digits {
         return None;
     }
@@ -205,6 +247,23 @@ mod tests {
             ("PIN", ForbiddenData::Pin),
             ("pincode", ForbiddenData::Pin),
             ("ask_pin_code", ForbiddenData::Pin),
+            ("accountnumber", ForbiddenData::FullIban),
+            ("bankaccount", ForbiddenData::FullIban),
+            ("rekeningnr", ForbiddenData::FullIban),
+            ("ibanfull", ForbiddenData::FullIban),
+            ("full_iban_tail", ForbiddenData::FullIban),
+            ("securitycode", ForbiddenData::CardNumber),
+            ("cvv2", ForbiddenData::CardNumber),
+            ("cc_number", ForbiddenData::CardNumber),
+            ("card_no", ForbiddenData::CardNumber),
+            ("kaartnr", ForbiddenData::CardNumber),
+            ("creditcardnr", ForbiddenData::CardNumber),
+            ("debitcard", ForbiddenData::CardNumber),
+            ("passcode", ForbiddenData::Password),
+            ("pwd", ForbiddenData::Password),
+            ("sofi_nummer", ForbiddenData::Bsn),
+            ("bsnnummer", ForbiddenData::Bsn),
+            ("pin1", ForbiddenData::Pin),
         ];
         for (name, expected) in cases {
             assert_eq!(forbidden_data(name), Some(expected), "{name}");

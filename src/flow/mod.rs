@@ -231,7 +231,15 @@ pub enum FlowTimer {
     /// Fires when the caller paused too long between two digits; the entry
     /// is then taken as complete.
     InterDigit,
+    /// Fires when a transfer has not reported its outcome in time; the
+    /// flow then ends its own leg of the call.
+    TransferOutcome,
 }
+
+/// How long to wait for the outcome of a REFER (the final NOTIFY, RFC 3515)
+/// before ending our leg with BYE. RFC 3515 sets no limit; 32 s is 64 × T1,
+/// the time RFC 3261 gives any transaction to complete (Timer B and F).
+pub const TRANSFER_OUTCOME_TIMEOUT: Duration = Duration::from_secs(32);
 
 /// What the caller is being asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,6 +295,12 @@ impl State {
     }
 }
 
+/// How long a variable-length entry at its maximum length waits for `#` or
+/// for one key too many before it is submitted. Long enough for the next key
+/// of a fast typist or a stuck key (keys come every 100-300 ms), short
+/// enough that a caller who stops typing is not kept waiting.
+const MAXIMUM_LENGTH_GRACE: Duration = Duration::from_millis(1500);
+
 /// Typos forgiven per factor before they count as failed attempts, so a
 /// caller cannot probe formats forever.
 const MAX_FREE_TYPOS: u32 = 3;
@@ -313,6 +327,10 @@ pub struct CallFlow {
     /// Keys pressed while a check was running, replayed as the start of the
     /// next entry if the check asks for another one.
     type_ahead: Vec<char>,
+
+    /// Whether more keys came after the entry reached its maximum length,
+    /// which makes it a typo.
+    overflowed: bool,
 
     /// Failed entries per factor (and for the menu, under `None`).
     attempts: HashMap<Option<Factor>, u32>,
@@ -353,6 +371,7 @@ impl CallFlow {
             request: None,
             entry: String::new(),
             type_ahead: Vec::new(),
+            overflowed: false,
             attempts: HashMap::new(),
             typos: HashMap::new(),
             customer_id: None,
@@ -402,12 +421,13 @@ impl CallFlow {
         }
         self.timer = None;
 
-        let State::Collecting(step) = self.state else {
-            return;
-        };
-        match timer {
-            FlowTimer::FirstDigit => self.fail_step(step, Some(PromptId::NoInput), "no input"),
-            FlowTimer::InterDigit => self.submit(step),
+        match (timer, self.state) {
+            (FlowTimer::FirstDigit, State::Collecting(step)) => {
+                self.fail_step(step, Some(PromptId::NoInput), "no input")
+            }
+            (FlowTimer::InterDigit, State::Collecting(step)) => self.submit(step),
+            (FlowTimer::TransferOutcome, State::Transferring) => self.hang_up(),
+            _ => {}
         }
     }
 
@@ -454,6 +474,7 @@ impl CallFlow {
     fn ask(&mut self, step: Step, lead: Option<PromptId>) {
         self.state = State::Prompting(step);
         self.entry.clear();
+        self.overflowed = false;
         if let Some(lead) = lead {
             self.play(lead);
         }
@@ -540,15 +561,28 @@ impl CallFlow {
             }
             '*' => {
                 self.entry.clear();
+                self.overflowed = false;
+                self.arm(FlowTimer::InterDigit, now + self.config.inter_digit_timeout);
+            }
+            _ if spec.is_complete(&self.entry) => {
+                // Keys past the maximum length make the entry a typo (a stuck
+                // key, or digits of something else); they are swallowed until
+                // the caller pauses or presses #, so none becomes type-ahead.
+                self.overflowed = true;
                 self.arm(FlowTimer::InterDigit, now + self.config.inter_digit_timeout);
             }
             _ => {
                 self.entry.push(digit);
-                if spec.is_complete(&self.entry) {
+                if !spec.is_complete(&self.entry) {
+                    self.arm(FlowTimer::InterDigit, now + self.config.inter_digit_timeout);
+                } else if spec.min_digits == spec.max_digits {
+                    // A fixed-length entry (date, code) is complete at once.
                     self.timer = None;
                     self.submit(step);
                 } else {
-                    self.arm(FlowTimer::InterDigit, now + self.config.inter_digit_timeout);
+                    // At the maximum of a variable-length entry, wait briefly
+                    // for a # or for more keys that would make it too long.
+                    self.arm(FlowTimer::InterDigit, now + MAXIMUM_LENGTH_GRACE);
                 }
             }
         }
@@ -585,6 +619,7 @@ impl CallFlow {
             State::Closing => {
                 if let Some(verification) = self.pending_transfer.take() {
                     self.state = State::Transferring;
+                    self.arm(FlowTimer::TransferOutcome, now + TRANSFER_OUTCOME_TIMEOUT);
                     self.actions.push_back(Action::Transfer(verification));
                 }
             }
@@ -603,9 +638,10 @@ impl CallFlow {
             return;
         };
         let entry = std::mem::take(&mut self.entry);
+        let overflowed = std::mem::take(&mut self.overflowed);
 
         let spec = EntrySpec::for_factor(factor, &self.config, self.plan.iban_last_digits);
-        if !spec.accepts(&entry) {
+        if overflowed || !spec.accepts(&entry) {
             self.on_typo(factor);
             return;
         }
@@ -811,6 +847,7 @@ impl CallFlow {
             return;
         }
 
+        self.timer = None;
         self.state = State::Apologising;
         self.play(PromptId::TransferFailed);
         self.play(PromptId::Goodbye);

@@ -548,10 +548,50 @@ fn maximum_length_ends_entry_without_hash() {
     let mut flow = answered_and_welcomed(single_plan(basic()), now);
 
     type_digits(&mut flow, "1234567890", now);
+    assert!(
+        checks(&drain(&mut flow)).is_empty(),
+        "waits for one key too many"
+    );
+
+    flow.handle_timeout(now + MAXIMUM_LENGTH_GRACE);
 
     assert_eq!(
         checks(&drain(&mut flow)),
         vec![(Factor::ContractNumber, "1234567890".to_owned())]
+    );
+}
+
+#[test]
+fn maximum_length_then_hash_submits_at_once() {
+    let now = Instant::now();
+    let mut flow = answered_and_welcomed(single_plan(basic()), now);
+
+    type_digits(&mut flow, "1234567890#", now);
+
+    assert_eq!(
+        checks(&drain(&mut flow)),
+        vec![(Factor::ContractNumber, "1234567890".to_owned())]
+    );
+}
+
+#[test]
+fn stuck_key_is_a_typo() {
+    let now = Instant::now();
+    let mut flow = answered_and_welcomed(single_plan(basic()), now);
+
+    type_digits(&mut flow, &"1".repeat(100), now);
+    type_digits(&mut flow, "#", now);
+
+    let actions = drain(&mut flow);
+    assert!(
+        checks(&actions).is_empty(),
+        "no lookup for an over-long entry"
+    );
+    assert_eq!(actions.first(), Some(&fixed(PromptId::EntryInvalid)));
+    assert_eq!(flow.failed_attempts(Factor::ContractNumber), 0);
+    assert_eq!(
+        flow.state(),
+        State::Prompting(Step::Factor(Factor::ContractNumber))
     );
 }
 
@@ -763,4 +803,30 @@ fn entry_digits_debug_hides_digits() {
 
     assert!(!printed.contains("1234"), "{printed}");
     assert!(printed.contains("8 digits"), "{printed}");
+}
+
+#[test]
+fn transfer_without_outcome_hangs_up() {
+    let now = Instant::now();
+    let mut flow = transferring(now);
+    flow.handle_input(Input::TransferAccepted, now);
+
+    assert_eq!(flow.armed_timer(), Some(FlowTimer::TransferOutcome));
+    flow.handle_timeout(now + TRANSFER_OUTCOME_TIMEOUT - Duration::from_millis(1));
+    assert!(drain(&mut flow).is_empty(), "fired before its deadline");
+
+    flow.handle_timeout(now + TRANSFER_OUTCOME_TIMEOUT);
+
+    assert_eq!(drain(&mut flow), vec![Action::HangUp]);
+    assert_eq!(flow.state(), State::Ended);
+}
+
+#[test]
+fn failed_transfer_disarms_outcome_timer() {
+    let now = Instant::now();
+    let mut flow = transferring(now);
+
+    flow.handle_input(Input::TransferFailed, now);
+
+    assert_eq!(flow.poll_timeout(), None);
 }

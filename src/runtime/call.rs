@@ -154,6 +154,8 @@ pub async fn run(setup: CallSetup) {
     let mut packet = [0u8; RTP_BUFFER_BYTES];
     let mut received = [0u8; RTP_BUFFER_BYTES];
     let mut state = flow.state();
+    let started = Instant::now();
+    let mut hanging_up = false;
 
     loop {
         let flow_deadline = flow.poll_timeout();
@@ -166,6 +168,15 @@ pub async fn run(setup: CallSetup) {
 
         tokio::select! {
             _ = ticker.tick() => {
+                let now = Instant::now();
+                if let Some(reason) = media.expired(now, started) {
+                    if !hanging_up {
+                        tracing::warn!(%call_id, reason, "ending the call");
+                        hanging_up = true;
+                        flow.handle_input(Input::CallerHungUp, now);
+                        let _ = commands.send((handle, CallCommand::HangUp));
+                    }
+                }
                 if let Some((destination, length, drained)) = media.next_packet(&mut packet) {
                     if let Err(error) = rtp
                         .socket
@@ -340,7 +351,21 @@ struct MediaPath {
     inband: Option<InbandDetector>,
     /// Merges the three sources into one press each.
     merger: DigitMerger,
+    /// When the last RTP packet from the caller arrived, or when media
+    /// became known; a call silent for longer than
+    /// [`RTP_INACTIVITY_TIMEOUT`] is ended.
+    last_received: Instant,
 }
+
+/// Longest time without any RTP from the caller (while not on hold) before
+/// the call is ended. A phone sends a packet every 20 ms even in silence
+/// unless it uses silence suppression, which still sends comfort noise
+/// every few seconds, so a minute of nothing means the caller is gone.
+const RTP_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest call. Verification takes a few minutes at most; this bounds
+/// calls that are stuck for any reason, so they free their slot and port.
+const MAX_CALL_DURATION: Duration = Duration::from_secs(20 * 60);
 
 impl MediaPath {
     fn new(negotiated: Option<Negotiated>) -> Result<MediaPath, crate::media::rtp::RtpError> {
@@ -356,6 +381,7 @@ impl MediaPath {
             telephone_events: None,
             inband: None,
             merger: DigitMerger::new(),
+            last_received: Instant::now(),
         };
         if let Some(negotiated) = negotiated {
             media.apply(negotiated);
@@ -395,6 +421,24 @@ impl MediaPath {
             self.inband = None;
         }
         self.negotiated = Some(negotiated);
+        self.last_received = Instant::now();
+    }
+
+    /// Returns why the call must end now, if it must: it lasted too long,
+    /// or media is flowing but the caller sent nothing for too long.
+    fn expired(&self, now: Instant, started: Instant) -> Option<&'static str> {
+        if now.duration_since(started) >= MAX_CALL_DURATION {
+            return Some("maximum call duration reached");
+        }
+
+        let listening = self
+            .negotiated
+            .as_ref()
+            .is_some_and(|negotiated| !negotiated.on_hold);
+        if listening && now.duration_since(self.last_received) >= RTP_INACTIVITY_TIMEOUT {
+            return Some("no RTP from the caller");
+        }
+        None
     }
 
     /// Writes the next frame into `packet`; returns where to send it, its
@@ -427,6 +471,7 @@ impl MediaPath {
             return None;
         }
         let packet = RtpPacket::parse(bytes).ok()?;
+        self.last_received = now;
 
         let event = if Some(packet.payload_type) == negotiated.telephone_event_payload_type {
             let receiver = self.telephone_events.as_mut()?;

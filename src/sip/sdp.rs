@@ -67,6 +67,14 @@ pub enum SdpError {
         address: String,
     },
 
+    /// The chosen stream's address is multicast or broadcast. Unicast RTP
+    /// from us could then reach every host of a group or subnet.
+    #[error("SDP connection address {address} is multicast or broadcast; only unicast media is supported, answer 488")]
+    NonUnicastAddress {
+        /// The address from the `c=` line.
+        address: std::net::IpAddr,
+    },
+
     /// The chosen stream's port does not fit in 16 bits.
     #[error("SDP media port {port} is out of range; reject the INVITE with 400")]
     InvalidPort {
@@ -550,11 +558,24 @@ fn remote_address(session: &SdpSession, media: &SdpMedia) -> Result<SocketAddr, 
             })
         }
     };
+    if is_multicast_or_broadcast(ip) {
+        return Err(SdpError::NonUnicastAddress { address: ip });
+    }
     let port = u16::try_from(media.get_port()).map_err(|_| SdpError::InvalidPort {
         port: media.get_port(),
     })?;
 
     Ok(SocketAddr::new(ip, port))
+}
+
+/// Returns whether RTP to `ip` would reach more than one host. The
+/// unspecified address (`c=0.0.0.0`, an old way to put a call on hold) is
+/// not one of them: nothing is sent to it.
+fn is_multicast_or_broadcast(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
+        std::net::IpAddr::V6(v6) => v6.is_multicast(),
+    }
 }
 
 /// Returns the direction the peer wrote for a stream: media level first,

@@ -131,6 +131,20 @@ impl EmbeddedStore {
 
 /// Creates or opens the file and makes sure every table exists, so that read
 /// transactions never meet a missing table.
+/// Makes the database file readable and writable by its owner only: it
+/// holds mobile numbers in clear, customer ids and the audit trail.
+#[cfg(unix)]
+fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn restrict_to_owner(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 fn open_database(path: &Path) -> Result<Database, StoreError> {
     let open_error = |source| StoreError::EmbeddedOpen {
         path: path.to_path_buf(),
@@ -146,6 +160,8 @@ fn open_database(path: &Path) -> Result<Database, StoreError> {
         })?;
     }
     let db = Database::create(path).map_err(open_error)?;
+    restrict_to_owner(path)
+        .map_err(|error| open_error(redb::DatabaseError::Storage(redb::StorageError::Io(error))))?;
 
     let txn = db.begin_write().map_err(db_error)?;
     txn.open_table(CONTRACTS).map_err(db_error)?;
@@ -592,6 +608,20 @@ impl Store for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn database_file_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("store.redb");
+
+        let _store = EmbeddedStore::open(&path).await.unwrap();
+
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    }
 
     #[tokio::test]
     async fn embedded_store_conformance() {

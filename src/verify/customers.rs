@@ -242,6 +242,20 @@ pub fn parse_customers_with_settings(
             continue;
         }
 
+        if record.len() != columns.names.len() {
+            problems.push(Problem::new(
+                path,
+                Some(line),
+                None,
+                format!(
+                    "has {} fields, but the header has {}; check for a missing or extra separator",
+                    record.len(),
+                    columns.names.len()
+                ),
+            ));
+            continue;
+        }
+
         let row = Row {
             path,
             line,
@@ -430,10 +444,14 @@ fn read_header(names: &[String], path: &Path, line: usize) -> Result<Columns, Ve
 }
 
 /// Returns whether `value` has the form of an IBAN: two letters, two check
-/// digits and alphanumeric characters, 15 to 34 in total once spaces are
-/// removed. The checksum is not verified, so a mistyped IBAN is caught too.
+/// digits and alphanumeric characters, 15 to 34 in total once the separators
+/// people write (spaces, dashes, dots, slashes) are removed. The checksum is
+/// not verified, so a mistyped IBAN is caught too.
 fn looks_like_iban(value: &str) -> bool {
-    let compact: Vec<char> = value.chars().filter(|c| *c != ' ').collect();
+    let compact: Vec<char> = value
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '/' | '\t'))
+        .collect();
     if !IBAN_LENGTH.contains(&compact.len()) {
         return false;
     }
@@ -1130,6 +1148,31 @@ mod tests {
             problems_with(&text, &settings(CheckDigit::None, 4)),
             vec!["customers.csv:2: iban_last_digits: must be 1 to 4 digits: only the end of the IBAN, never all of it"]
         );
+    }
+
+    #[test]
+    fn row_with_wrong_field_count_rejected() {
+        let text = "customer_id,phones,mobile,contracts,date_of_birth\nC1,+31612345601,,12345678\nC2,+31612345602,,23456789,01-01-1980,extra\n";
+
+        let errors = parse(text).expect_err("rows with too few or too many fields");
+
+        assert_eq!(errors.problems.len(), 2, "{errors}");
+        assert_eq!(errors.problems[0].line, Some(2));
+        assert_eq!(errors.problems[1].line, Some(3));
+        assert!(
+            errors.problems[0].message.contains("the header has 5"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn iban_with_separators_rejected() {
+        let text =
+            "customer_id,phones,mobile,contracts\nNL91-ABNA-0417-1643-00,+31612345601,,12345678\n";
+
+        let errors = parse(text).expect_err("a full IBAN with dashes");
+
+        assert!(errors.to_string().contains("IBAN"), "{errors}");
     }
 
     #[test]

@@ -690,3 +690,28 @@ fn arbitrary_offers_never_panic() {
         }
     }
 }
+
+#[test]
+fn multicast_and_broadcast_rejected() {
+    let local: SocketAddr = "127.0.0.1:20000".parse().unwrap();
+    for address in ["224.0.0.1", "255.255.255.255", "239.1.2.3"] {
+        let offer = format!(
+            "v=0\r\no=- 1 1 IN IP4 {address}\r\ns=-\r\nc=IN IP4 {address}\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
+        );
+        let result = answer_offer(offer.as_bytes(), local, 1);
+        assert!(
+            matches!(result, Err(SdpError::NonUnicastAddress { .. })),
+            "{address}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn unspecified_address_still_means_hold() {
+    let local: SocketAddr = "127.0.0.1:20000".parse().unwrap();
+    let offer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+
+    let negotiated = answer_offer(offer.as_bytes(), local, 1).expect("hold offer answered");
+
+    assert!(negotiated.on_hold);
+}
