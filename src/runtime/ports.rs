@@ -51,7 +51,12 @@ impl RtpPorts {
     }
 
     /// Binds a socket on the next free port. Ports that another process
-    /// holds are skipped and put back at the end of the queue.
+    /// holds (AddrInUse) are skipped and put back at the end of the queue.
+    ///
+    /// Any other error, such as EMFILE ("Too many open files") or an address
+    /// that is not on this host, concerns every port alike. It stops the
+    /// search at once and is returned with its own kind, and the port goes
+    /// back to the front of the queue.
     pub fn bind(&self) -> io::Result<RtpSocket> {
         let attempts = self.lock().len();
 
@@ -60,11 +65,11 @@ impl RtpPorts {
                 break;
             };
 
-            let bound =
-                std::net::UdpSocket::bind(SocketAddr::new(self.address, port)).and_then(|socket| {
-                    socket.set_nonblocking(true)?;
-                    UdpSocket::from_std(socket)
-                });
+            let address = SocketAddr::new(self.address, port);
+            let bound = std::net::UdpSocket::bind(address).and_then(|socket| {
+                socket.set_nonblocking(true)?;
+                UdpSocket::from_std(socket)
+            });
             match bound {
                 Ok(socket) => {
                     return Ok(RtpSocket {
@@ -73,9 +78,16 @@ impl RtpPorts {
                         free: Arc::clone(&self.free),
                     })
                 }
-                Err(error) => {
+                Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
                     tracing::warn!(port, %error, "RTP port unavailable, trying the next one");
                     self.lock().push_back(port);
+                }
+                Err(error) => {
+                    self.lock().push_front(port);
+                    return Err(io::Error::new(
+                        error.kind(),
+                        format!("binding an RTP socket on {address} failed: {error}"),
+                    ));
                 }
             }
         }
@@ -134,5 +146,24 @@ mod tests {
         drop(first);
         let again = pool.bind().expect("released port is reusable");
         assert_eq!(again.port(), released);
+    }
+
+    #[tokio::test]
+    async fn bind_error_other_than_in_use_stops_at_once() {
+        // 192.0.2.1 (TEST-NET-1, RFC 5737) is on no interface of this host,
+        // so every bind fails with AddrNotAvailable. Like EMFILE, that error
+        // is not AddrInUse, so the search must stop at the first port.
+        let pool = RtpPorts::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 40_000, 40_007);
+        let ports_before: Vec<u16> = pool.lock().iter().copied().collect();
+
+        let error = pool.bind().expect_err("no port can be bound");
+        assert_eq!(error.kind(), io::ErrorKind::AddrNotAvailable, "{error}");
+        assert!(
+            error.to_string().contains("192.0.2.1:40000"),
+            "the error names the address: {error}"
+        );
+
+        let ports_after: Vec<u16> = pool.lock().iter().copied().collect();
+        assert_eq!(ports_after, ports_before, "no port was moved or lost");
     }
 }

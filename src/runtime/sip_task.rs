@@ -7,7 +7,7 @@
 //! needs no lock.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,7 +44,7 @@ pub async fn run(
         ));
     };
     let edge = services.config.sip.edge.clone();
-    let (transports, mut inbound) = Transports::start(listeners, edge.max_message_bytes);
+    let (transports, mut inbound) = Transports::start(listeners, &edge);
     let (commands_tx, mut commands_rx) = mpsc::unbounded_channel();
     let (answers_due, mut answers_due_rx) = mpsc::unbounded_channel();
     tracing::info!(listeners = ?local_addrs, "SIP transports started");
@@ -475,35 +475,37 @@ impl SipTask {
     }
 
     /// Answers a re-INVITE: hold, resume or a new address with an offer; our
-    /// current offer when it has none (RFC 3264 §8).
+    /// current offer when it has none (RFC 3264 §8). An offer that cannot be
+    /// answered gets 488 and the call keeps its media (RFC 3261 §14.2).
     fn answer_reoffer(&mut self, call: CallHandle, offer: Option<Vec<u8>>) {
         let Some(session) = self.media.get_mut(&call) else {
             tracing::warn!(?call, "re-INVITE for a call without media");
             return;
         };
-        session.version += 1;
 
         let mut changed = None;
         let sdp = match offer {
-            Some(offer) => match sdp::answer_offer_with_version(
-                &offer,
-                session.local_rtp,
-                session.session_id,
-                session.version,
-            ) {
+            Some(offer) => match negotiate_reoffer(&offer, session) {
                 Ok(negotiated) => {
+                    session.version += 1;
                     session.last_sdp = negotiated.answer.clone().into_bytes();
                     changed = Some(negotiated);
                     session.last_sdp.clone()
                 }
                 Err(error) => {
-                    // NOTE: the endpoint has no 488 for a re-INVITE yet, so
-                    // an offer we cannot answer keeps the media as it was.
-                    tracing::info!(?call, %error, "re-INVITE offer rejected; keeping the current media");
-                    session.last_sdp.clone()
+                    tracing::info!(?call, %error, status = STATUS_NOT_ACCEPTABLE_HERE, "re-INVITE offer rejected; keeping the current media");
+                    let now = Instant::now();
+                    if let Err(error) =
+                        self.endpoint
+                            .reject_reoffer(now, call, STATUS_NOT_ACCEPTABLE_HERE)
+                    {
+                        tracing::warn!(?call, %error, "sending 488 to the re-INVITE failed");
+                    }
+                    return;
                 }
             },
             None => {
+                session.version += 1;
                 let offer =
                     sdp::create_offer(session.local_rtp, session.session_id, session.version);
                 session.last_sdp = offer.clone().into_bytes();
@@ -528,6 +530,34 @@ impl SipTask {
             tracing::warn!(call_id, %error, "rejecting the call failed");
         }
     }
+}
+
+/// Reason a re-INVITE's offer cannot be answered; the re-INVITE gets 488.
+#[derive(Debug, thiserror::Error)]
+enum ReofferError {
+    #[error(transparent)]
+    Sdp(#[from] sdp::SdpError),
+    #[error("the offer sends RTP to the multicast address {0}, which a call's unicast RTP socket cannot serve")]
+    Multicast(IpAddr),
+}
+
+/// Answers the offer of a re-INVITE for `session`, with the next `o=`
+/// version. The caller raises `session.version` only when the answer is sent.
+fn negotiate_reoffer(offer: &[u8], session: &MediaSession) -> Result<Negotiated, ReofferError> {
+    let negotiated = sdp::answer_offer_with_version(
+        offer,
+        session.local_rtp,
+        session.session_id,
+        session.version + 1,
+    )?;
+
+    // Audio sent to a multicast group would reach every member of the
+    // group, and RTP from a group never arrives on our unicast socket.
+    let remote = negotiated.remote_rtp.ip().to_canonical();
+    if remote.is_multicast() {
+        return Err(ReofferError::Multicast(remote));
+    }
+    Ok(negotiated)
 }
 
 /// A call accepted by the service but not yet answered with 200 OK.
@@ -587,7 +617,77 @@ fn session_id() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::dialled_number;
+    use super::{dialled_number, negotiate_reoffer, MediaSession, ReofferError};
+
+    const LOCAL_RTP: &str = "127.0.0.1:40000";
+
+    fn session() -> MediaSession {
+        MediaSession {
+            local_rtp: LOCAL_RTP.parse().unwrap(),
+            session_id: 7,
+            version: 3,
+            last_sdp: Vec::new(),
+            pending_offer: None,
+        }
+    }
+
+    fn offer(connection: &str, media: &str) -> Vec<u8> {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 {connection}\r\nt=0 0\r\n{media}"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn reoffer_with_pcmu_is_answered() {
+        let audio = offer("127.0.0.1", "m=audio 4000 RTP/AVP 0\r\n");
+        let negotiated = negotiate_reoffer(&audio, &session()).expect("PCMU is answered");
+        assert_eq!(negotiated.remote_rtp, "127.0.0.1:4000".parse().unwrap());
+        assert!(
+            negotiated.answer.contains("o=- 7 4 IN IP4"),
+            "the answer carries the next version: {}",
+            negotiated.answer
+        );
+    }
+
+    #[test]
+    fn unanswerable_reoffers_are_rejected() {
+        let cases = [
+            (
+                "no common codec",
+                offer("127.0.0.1", "m=audio 4000 RTP/AVP 18\r\n"),
+            ),
+            ("garbage", b"this is not SDP\r\n".to_vec()),
+            (
+                "video only",
+                offer(
+                    "127.0.0.1",
+                    "m=video 4000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n",
+                ),
+            ),
+            (
+                "multicast",
+                offer("224.2.1.1/127", "m=audio 4000 RTP/AVP 0\r\n"),
+            ),
+        ];
+        for (case, body) in cases {
+            let result = negotiate_reoffer(&body, &session());
+            assert!(
+                result.is_err(),
+                "{case}: expected a rejection, got {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn multicast_reoffer_names_the_group() {
+        let body = offer("224.2.1.1/127", "m=audio 4000 RTP/AVP 0\r\n");
+        let result = negotiate_reoffer(&body, &session());
+        assert!(
+            matches!(result, Err(ReofferError::Multicast(address)) if address.to_string() == "224.2.1.1"),
+            "{result:?}"
+        );
+    }
 
     #[test]
     fn dialled_number_from_request_uri() {

@@ -4,10 +4,10 @@
 //! each [`Transmit`] out on the socket or connection it names.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -16,8 +16,10 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
+use crate::sip::edge::{canonical_ip, LogThrottle};
 use crate::sip::{
-    ConnectionId, FramingError, Received, StreamFrame, StreamFramer, Transmit, Transport,
+    ConnectionId, EdgePolicy, FramingError, Received, StreamFrame, StreamFramer, Transmit,
+    Transport,
 };
 
 /// Listen addresses for SIP, per transport, and the TLS certificate.
@@ -75,6 +77,11 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// direction before we close it. A PBX keeps its connection busy with
 /// calls or CRLF keep-alives (RFC 5626 §4.4.1), and reconnects when needed.
 const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Minimum interval between two warnings about connections closed at once
+/// for a connection limit. A flood of connections then costs one log line
+/// per interval, which carries the count of rejections not logged.
+const REJECTED_CONNECTION_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Time allowed to connect to a peer when we must open a TCP connection to
 /// send a request or response.
@@ -266,17 +273,25 @@ pub(crate) struct Transports {
     connection_ids: Arc<std::sync::atomic::AtomicU64>,
     /// Largest message a stream may carry.
     max_message_bytes: usize,
+    /// Connection limits of the accept loops, kept for their counters.
+    #[cfg_attr(not(test), allow(dead_code))]
+    limiter: ConnectionLimiter,
 }
 
 impl Transports {
     /// Starts a reader task per UDP socket and an accept loop per TCP and TLS
     /// listener. Returns the transports and the channel they all feed.
+    ///
+    /// `edge` gives the largest message, the trusted peers and the limits
+    /// on the connections that peers open.
     pub fn start(
         bound: BoundListeners,
-        max_message_bytes: usize,
+        edge: &EdgePolicy,
     ) -> (Transports, mpsc::Receiver<Inbound>) {
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
         let connection_ids = Arc::new(std::sync::atomic::AtomicU64::new(1));
+        let max_message_bytes = edge.max_message_bytes;
+        let limiter = ConnectionLimiter::new(edge.clone());
 
         let mut udp = HashMap::new();
         for (local, socket) in bound.udp {
@@ -289,7 +304,7 @@ impl Transports {
                 None,
                 inbound_tx.clone(),
                 Arc::clone(&connection_ids),
-                max_message_bytes,
+                limiter.clone(),
             ));
         }
         for (listener, acceptor) in bound.tls {
@@ -298,7 +313,7 @@ impl Transports {
                 Some(acceptor),
                 inbound_tx.clone(),
                 Arc::clone(&connection_ids),
-                max_message_bytes,
+                limiter.clone(),
             ));
         }
 
@@ -308,8 +323,21 @@ impl Transports {
             inbound: inbound_tx,
             connection_ids,
             max_message_bytes,
+            limiter,
         };
         (transports, inbound_rx)
+    }
+
+    /// Returns how many accepted connections a limit closed at once so far.
+    #[cfg(test)]
+    fn rejected_connections(&self) -> u64 {
+        lock_table(&self.limiter.table).rejected
+    }
+
+    /// Returns how many accepted connections hold a slot in the limits.
+    #[cfg(test)]
+    fn limited_connections(&self) -> usize {
+        lock_table(&self.limiter.table).total
     }
 
     /// Records a connection opened or closed; call it for `Opened` and `Closed` items.
@@ -444,6 +472,8 @@ impl Transports {
                 remote: destination,
                 inbound,
                 max_message_bytes,
+                first_message_deadline: None,
+                permit: None,
             };
             connection.run(stream, vec![payload]).await;
         });
@@ -479,13 +509,14 @@ async fn read_udp(local: SocketAddr, socket: Arc<UdpSocket>, inbound: mpsc::Send
 }
 
 /// Accepts TCP connections (with a TLS handshake when `acceptor` is set)
-/// and starts a task for each, until the SIP task stops.
+/// and starts a task for each, until the SIP task stops. A connection over
+/// a limit of `limiter` is closed at once.
 async fn accept_tcp(
     listener: TcpListener,
     acceptor: Option<TlsAcceptor>,
     inbound: mpsc::Sender<Inbound>,
     connection_ids: Arc<std::sync::atomic::AtomicU64>,
-    max_message_bytes: usize,
+    limiter: ConnectionLimiter,
 ) {
     let transport = if acceptor.is_some() {
         Transport::Tls
@@ -506,16 +537,27 @@ async fn accept_tcp(
                 continue;
             }
         };
+
+        // Dropping the stream closes the connection before any byte is read.
+        let Some(permit) = limiter.admit(remote, transport) else {
+            continue;
+        };
+
         let Ok(local) = stream.local_addr() else {
             continue;
         };
+        let policy = limiter.policy();
         let connection = StreamConnection {
             id: ConnectionId(connection_ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
             transport,
             local,
             remote,
             inbound: inbound.clone(),
-            max_message_bytes,
+            max_message_bytes: policy.max_message_bytes,
+            first_message_deadline: Some(
+                tokio::time::Instant::now() + policy.first_message_timeout,
+            ),
+            permit: Some(permit),
         };
 
         match &acceptor {
@@ -540,6 +582,119 @@ async fn accept_tcp(
     }
 }
 
+/// Open connections that peers opened to us, shared by the accept loops
+/// and the connection tasks.
+#[derive(Debug, Default)]
+struct ConnectionTable {
+    /// Open accepted connections per source IP.
+    per_source: HashMap<IpAddr, usize>,
+    /// Open accepted connections in total.
+    total: usize,
+    /// Connections closed at once for a limit since the transports started.
+    rejected: u64,
+    /// Rate limit of the warning about rejected connections.
+    rejected_log: LogThrottle,
+}
+
+/// The connection limits of the edge policy, applied when a connection is
+/// accepted. Connections we open ourselves are neither limited nor counted.
+#[derive(Clone, Debug)]
+struct ConnectionLimiter {
+    /// Trusted peers, limits and the first-message timeout.
+    policy: Arc<EdgePolicy>,
+    /// Open connections, shared with every permit.
+    table: Arc<Mutex<ConnectionTable>>,
+}
+
+impl ConnectionLimiter {
+    fn new(policy: EdgePolicy) -> Self {
+        Self {
+            policy: Arc::new(policy),
+            table: Arc::new(Mutex::new(ConnectionTable::default())),
+        }
+    }
+
+    fn policy(&self) -> &EdgePolicy {
+        &self.policy
+    }
+
+    /// Takes a slot for a connection from `remote`. Returns None, and counts
+    /// and logs the rejection, when `max_connections` are open or when an
+    /// untrusted source already has `max_connections_per_source` open.
+    fn admit(&self, remote: SocketAddr, transport: Transport) -> Option<ConnectionPermit> {
+        let source = canonical_ip(remote.ip());
+        let trusted = self.policy.is_trusted(source);
+        let mut table = lock_table(&self.table);
+        let open_from_source = table.per_source.get(&source).copied().unwrap_or_default();
+
+        let exceeded_limit = if table.total >= self.policy.max_connections {
+            Some("max_connections")
+        } else if !trusted && open_from_source >= self.policy.max_connections_per_source {
+            Some("max_connections_per_source")
+        } else {
+            None
+        };
+        if let Some(limit) = exceeded_limit {
+            table.rejected += 1;
+            let rejected_total = table.rejected;
+            let open_total = table.total;
+            if let Some(suppressed) = table
+                .rejected_log
+                .record(Instant::now(), REJECTED_CONNECTION_LOG_INTERVAL)
+            {
+                tracing::warn!(
+                    %remote,
+                    ?transport,
+                    limit,
+                    open_from_source,
+                    open_total,
+                    rejected_total,
+                    suppressed,
+                    "closed a SIP connection at once: connection limit reached"
+                );
+            }
+            return None;
+        }
+
+        table.total += 1;
+        *table.per_source.entry(source).or_default() += 1;
+        Some(ConnectionPermit {
+            source,
+            table: Arc::clone(&self.table),
+        })
+    }
+}
+
+/// Locks the connection table. Its critical sections only update counters,
+/// so the counts in a poisoned lock are still usable.
+fn lock_table(table: &Mutex<ConnectionTable>) -> MutexGuard<'_, ConnectionTable> {
+    table
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The slot of one accepted connection in the connection table, freed on drop.
+#[derive(Debug)]
+struct ConnectionPermit {
+    /// Source IP the slot counts against.
+    source: IpAddr,
+    /// The table the slot belongs to.
+    table: Arc<Mutex<ConnectionTable>>,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut table = lock_table(&self.table);
+        table.total = table.total.saturating_sub(1);
+        if let Some(open) = table.per_source.get_mut(&self.source) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                table.per_source.remove(&self.source);
+            }
+        }
+    }
+}
+
 /// One TCP or TLS connection: frames what it reads, writes what the SIP task queues.
 struct StreamConnection {
     /// Id handed to the endpoint with every message.
@@ -554,6 +709,12 @@ struct StreamConnection {
     inbound: mpsc::Sender<Inbound>,
     /// Largest message accepted.
     max_message_bytes: usize,
+    /// For a connection a peer opened: when it is closed unless a complete
+    /// message has arrived by then. None for connections we open.
+    first_message_deadline: Option<tokio::time::Instant>,
+    /// Slot of an accepted connection in the connection limits, freed when
+    /// the connection ends. None for connections we open.
+    permit: Option<ConnectionPermit>,
 }
 
 impl StreamConnection {
@@ -591,6 +752,7 @@ impl StreamConnection {
         let mut framer = StreamFramer::new(self.max_message_bytes);
         let mut buffer = vec![0u8; STREAM_READ_BYTES];
         let mut reading = true;
+        let mut first_message_deadline = self.first_message_deadline;
 
         loop {
             tokio::select! {
@@ -606,7 +768,10 @@ impl StreamConnection {
                     framer.push(buffer.get(..length).unwrap_or_default());
                     while let Some(frame) = framer.next_frame() {
                         let item = match frame {
-                            StreamFrame::Message(bytes) => Inbound::Message { received, bytes },
+                            StreamFrame::Message(bytes) => {
+                                first_message_deadline = None;
+                                Inbound::Message { received, bytes }
+                            }
                             StreamFrame::KeepAlive => {
                                 // RFC 5626 §4.4.1: a CRLF answers a double-CRLF ping.
                                 let _ = writer.write_all(b"\r\n").await;
@@ -639,8 +804,17 @@ impl StreamConnection {
                     tracing::debug!(remote = %self.remote, "closing an idle SIP connection");
                     break;
                 }
+                () = tokio::time::sleep_until(
+                    first_message_deadline.unwrap_or_else(tokio::time::Instant::now)
+                ), if first_message_deadline.is_some() => {
+                    tracing::info!(remote = %self.remote, transport = ?self.transport, "closing a SIP connection that sent no complete message in time");
+                    break;
+                }
             }
         }
+
+        // The slot is free by the time the SIP task learns of the close.
+        drop(self.permit);
 
         let _ = self
             .inbound
@@ -683,7 +857,7 @@ mod tests {
     ) {
         let bound = listeners.bind().await.expect("listeners bind on loopback");
         let addresses = bound.local_addrs();
-        let (transports, inbound) = Transports::start(bound, 65_535);
+        let (transports, inbound) = Transports::start(bound, &EdgePolicy::default());
         (transports, inbound, addresses)
     }
 
@@ -803,6 +977,184 @@ mod tests {
             .unwrap();
         assert_eq!(everything, response);
         assert!(matches!(next(&mut inbound).await, Inbound::Closed { .. }));
+    }
+
+    /// Time within which a connection over a limit must be closed. It is
+    /// well below the default first-message timeout (10 s), so a close
+    /// found within it comes from the limit.
+    const REJECTION_WAIT: Duration = Duration::from_secs(2);
+
+    async fn start_tcp(edge: EdgePolicy) -> (Transports, mpsc::Receiver<Inbound>, SocketAddr) {
+        let bound = SipListeners {
+            tcp: vec!["127.0.0.1:0".parse().unwrap()],
+            ..SipListeners::default()
+        }
+        .bind()
+        .await
+        .expect("the TCP listener binds on loopback");
+        let (_, server) = bound.local_addrs()[0];
+        let (transports, inbound) = Transports::start(bound, &edge);
+        (transports, inbound, server)
+    }
+
+    /// Connects to `server` from the loopback address `source`, such as 127.0.0.2.
+    async fn connect_from(source: &str, server: SocketAddr) -> TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        socket.connect(server).await.unwrap()
+    }
+
+    /// Returns whether the server closed `client` (end of stream or reset) within `wait`.
+    async fn closed_by_server(client: &mut TcpStream, wait: Duration) -> bool {
+        let mut buffer = [0u8; 64];
+        matches!(
+            tokio::time::timeout(wait, client.read(&mut buffer)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+
+    /// Receives an Opened item and tracks it, because a connection closes
+    /// once the writer in its Opened item is dropped.
+    async fn expect_opened(transports: &mut Transports, inbound: &mut mpsc::Receiver<Inbound>) {
+        let item = next(inbound).await;
+        assert!(
+            matches!(item, Inbound::Opened { .. }),
+            "expected Opened, got {item:?}"
+        );
+        transports.track(&item);
+    }
+
+    async fn expect_closed(inbound: &mut mpsc::Receiver<Inbound>) {
+        let item = next(inbound).await;
+        assert!(
+            matches!(item, Inbound::Closed { .. }),
+            "expected Closed, got {item:?}"
+        );
+    }
+
+    async fn expect_no_item(inbound: &mut mpsc::Receiver<Inbound>) {
+        let item = tokio::time::timeout(Duration::from_millis(200), inbound.recv()).await;
+        assert!(item.is_err(), "expected no inbound item, got {item:?}");
+    }
+
+    #[tokio::test]
+    async fn untrusted_source_connection_cap() {
+        let (mut transports, mut inbound, server) = start_tcp(EdgePolicy {
+            max_connections_per_source: 2,
+            ..EdgePolicy::default()
+        })
+        .await;
+        let first = connect_from("127.0.0.1", server).await;
+        let _second = connect_from("127.0.0.1", server).await;
+        expect_opened(&mut transports, &mut inbound).await;
+        expect_opened(&mut transports, &mut inbound).await;
+
+        let mut third = connect_from("127.0.0.1", server).await;
+        assert!(closed_by_server(&mut third, REJECTION_WAIT).await);
+        expect_no_item(&mut inbound).await;
+        assert_eq!(transports.rejected_connections(), 1);
+
+        let _other_source = connect_from("127.0.0.2", server).await;
+        expect_opened(&mut transports, &mut inbound).await;
+
+        // A closed connection frees its slot.
+        drop(first);
+        expect_closed(&mut inbound).await;
+        let mut again = connect_from("127.0.0.1", server).await;
+        expect_opened(&mut transports, &mut inbound).await;
+        assert!(!closed_by_server(&mut again, Duration::from_millis(200)).await);
+        assert_eq!(transports.rejected_connections(), 1);
+    }
+
+    #[tokio::test]
+    async fn trusted_peer_exempt_from_source_cap() {
+        let (mut transports, mut inbound, server) = start_tcp(EdgePolicy {
+            trusted_peers: vec!["127.0.0.1/32".parse().unwrap()],
+            max_connections_per_source: 2,
+            ..EdgePolicy::default()
+        })
+        .await;
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(connect_from("127.0.0.1", server).await);
+            expect_opened(&mut transports, &mut inbound).await;
+        }
+        for client in &mut clients {
+            assert!(!closed_by_server(client, Duration::from_millis(100)).await);
+        }
+        assert_eq!(transports.rejected_connections(), 0);
+        assert_eq!(transports.limited_connections(), 4);
+    }
+
+    #[tokio::test]
+    async fn total_connection_cap_counts_trusted() {
+        let (mut transports, mut inbound, server) = start_tcp(EdgePolicy {
+            trusted_peers: vec!["127.0.0.1/32".parse().unwrap()],
+            max_connections: 2,
+            ..EdgePolicy::default()
+        })
+        .await;
+        let _trusted = connect_from("127.0.0.1", server).await;
+        let _untrusted = connect_from("127.0.0.2", server).await;
+        expect_opened(&mut transports, &mut inbound).await;
+        expect_opened(&mut transports, &mut inbound).await;
+
+        let mut third_source = connect_from("127.0.0.3", server).await;
+        assert!(closed_by_server(&mut third_source, REJECTION_WAIT).await);
+        let mut trusted_again = connect_from("127.0.0.1", server).await;
+        assert!(closed_by_server(&mut trusted_again, REJECTION_WAIT).await);
+        expect_no_item(&mut inbound).await;
+        assert_eq!(transports.rejected_connections(), 2);
+    }
+
+    #[tokio::test]
+    async fn connection_without_message_is_closed() {
+        let first_message_timeout = Duration::from_millis(300);
+        let (mut transports, mut inbound, server) = start_tcp(EdgePolicy {
+            first_message_timeout,
+            ..EdgePolicy::default()
+        })
+        .await;
+        let started = Instant::now();
+        let mut silent = connect_from("127.0.0.1", server).await;
+        let mut trickling = connect_from("127.0.0.1", server).await;
+        expect_opened(&mut transports, &mut inbound).await;
+        expect_opened(&mut transports, &mut inbound).await;
+
+        // Bytes that never complete a message do not postpone the close.
+        let half = OPTIONS.len() / 2;
+        trickling
+            .write_all(&OPTIONS.as_bytes()[..half])
+            .await
+            .unwrap();
+        tokio::time::sleep(first_message_timeout / 2).await;
+        trickling
+            .write_all(&OPTIONS.as_bytes()[half..half + 5])
+            .await
+            .unwrap();
+
+        assert!(closed_by_server(&mut silent, WAIT).await);
+        assert!(closed_by_server(&mut trickling, WAIT).await);
+        assert!(started.elapsed() >= first_message_timeout);
+        expect_closed(&mut inbound).await;
+        expect_closed(&mut inbound).await;
+        assert_eq!(transports.limited_connections(), 0);
+    }
+
+    #[tokio::test]
+    async fn connection_with_message_outlives_first_timeout() {
+        let first_message_timeout = Duration::from_millis(300);
+        let (mut transports, mut inbound, server) = start_tcp(EdgePolicy {
+            first_message_timeout,
+            ..EdgePolicy::default()
+        })
+        .await;
+        let mut client = connect_from("127.0.0.1", server).await;
+        client.write_all(OPTIONS.as_bytes()).await.unwrap();
+        expect_opened(&mut transports, &mut inbound).await;
+        assert!(matches!(next(&mut inbound).await, Inbound::Message { .. }));
+
+        assert!(!closed_by_server(&mut client, first_message_timeout * 3).await);
     }
 
     #[tokio::test]

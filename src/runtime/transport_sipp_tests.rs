@@ -29,14 +29,15 @@ async fn sipp_call_over_tcp() {
     .await
     .expect("the TCP listener binds");
     let (_, server): (Transport, SocketAddr) = bound.local_addrs()[0];
-    let (mut transports, mut inbound) = Transports::start(bound, 65_535);
+    let edge = EdgePolicy {
+        trusted_peers: vec!["127.0.0.1/32".parse().unwrap()],
+        ..EdgePolicy::default()
+    };
+    let (mut transports, mut inbound) = Transports::start(bound, &edge);
     let mut endpoint = Endpoint::new(EndpointConfig {
         local_addr: server,
         user_agent: "ivr-verify-test".to_string(),
-        edge: EdgePolicy {
-            trusted_peers: vec!["127.0.0.1/32".parse().unwrap()],
-            ..EdgePolicy::default()
-        },
+        edge,
     });
 
     let sipp_port = free_tcp_port();

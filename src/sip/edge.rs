@@ -75,6 +75,28 @@ pub struct EdgePolicy {
     /// dropped, which keeps the memory bounded under a spoofed flood.
     /// Trusted sources are always tracked. Default: 10,000.
     pub max_tracked_sources: usize,
+    // NOTE: the config file does not set the three connection fields below
+    // yet, so a deployment runs with their defaults.
+    /// TCP and TLS connections that one untrusted source IP may hold open
+    /// at once; the transport closes more at once. Trusted peers are exempt,
+    /// because an SBC may carry many connections. Default: 8. An untrusted
+    /// host cannot start calls, so one connection serves all it may do, and
+    /// 8 leaves room for reconnects and several hosts behind one NAT.
+    pub max_connections_per_source: usize,
+    /// TCP and TLS connections accepted from all sources together, trusted
+    /// peers included; the transport closes more at once. Default: 4,096,
+    /// far below the 65,536 descriptors of `deploy/ivr-verify.service`,
+    /// so RTP sockets (one per call) and the store still get descriptors.
+    // NOTE: many untrusted hosts together can fill this cap and keep a
+    // trusted SBC from connecting until their connections close (after
+    // `first_message_timeout` when they stay silent).
+    pub max_connections: usize,
+    /// Time an accepted TCP or TLS connection has, from its start, to
+    /// deliver its first complete SIP message; otherwise the transport
+    /// closes it. CRLF keep-alives do not count, so a peer that trickles
+    /// bytes cannot hold a descriptor for longer either. Default: 10 s,
+    /// because a peer connects in order to send a request at once.
+    pub first_message_timeout: Duration,
 }
 
 impl Default for EdgePolicy {
@@ -98,6 +120,9 @@ impl Default for EdgePolicy {
                 .map(|agent| (*agent).to_string())
                 .collect(),
             max_tracked_sources: 10_000,
+            max_connections_per_source: 8,
+            max_connections: 4_096,
+            first_message_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -135,11 +160,46 @@ pub struct EdgeCounters {
     pub draining_rejected: u64,
     /// Messages dropped for exceeding `max_message_bytes`.
     pub oversized: u64,
+    /// In-dialog requests (ACK and CANCEL of our INVITE transactions
+    /// included) from a source that is neither the IP the dialog's INVITE
+    /// came from nor a trusted peer: answered 403 under
+    /// `UntrustedAction::Reject`, dropped under `Drop`.
+    pub foreign_in_dialog: u64,
 }
 
 /// How often the limiter logs drops of one source: at the first drop, then at
 /// most once per interval with the count in between.
 const RATE_LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Rate limit of one kind of log line: the first occurrence is logged, then
+/// at most one line per interval, which carries the count of occurrences
+/// that were not logged in between.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LogThrottle {
+    /// When the last line was logged.
+    logged_at: Option<Instant>,
+    /// Occurrences since then that were not logged.
+    suppressed: u64,
+}
+
+impl LogThrottle {
+    /// Records one occurrence at `now`. Returns the count of occurrences
+    /// suppressed before it when a line is due, None when it must not be logged.
+    pub fn record(&mut self, now: Instant, interval: Duration) -> Option<u64> {
+        let due = self
+            .logged_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= interval);
+        if !due {
+            self.suppressed += 1;
+            return None;
+        }
+
+        let suppressed = self.suppressed;
+        self.logged_at = Some(now);
+        self.suppressed = 0;
+        Some(suppressed)
+    }
+}
 
 /// One source's token bucket.
 #[derive(Clone, Debug)]
@@ -236,7 +296,7 @@ fn refilled(bucket: &Bucket, limit: RateLimit, now: Instant) -> f64 {
 
 /// Maps an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, seen on dual-stack
 /// sockets) to its IPv4 form, so that IPv4 networks match it.
-fn canonical_ip(address: IpAddr) -> IpAddr {
+pub(crate) fn canonical_ip(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         IpAddr::V4(_) => address,
@@ -325,6 +385,26 @@ mod tests {
         assert!(policy.is_trusted("::ffff:10.0.0.1".parse().unwrap()));
         assert!(!policy.is_trusted("192.0.2.1".parse().unwrap()));
         assert!(!EdgePolicy::default().is_trusted("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn log_throttle_logs_once_per_interval() {
+        let interval = Duration::from_secs(10);
+        let mut throttle = LogThrottle::default();
+        let start = Instant::now();
+
+        assert_eq!(throttle.record(start, interval), Some(0));
+        assert_eq!(throttle.record(start, interval), None);
+        assert_eq!(
+            throttle.record(start + Duration::from_secs(9), interval),
+            None
+        );
+        assert_eq!(
+            throttle.record(start + interval, interval),
+            Some(2),
+            "the line after the interval counts the suppressed occurrences"
+        );
+        assert_eq!(throttle.record(start + interval, interval), None);
     }
 
     #[test]

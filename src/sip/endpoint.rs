@@ -13,7 +13,7 @@ use std::time::Instant;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::call::{Call, CallHandle, CallState, DialogKey, Pending2xx};
-use super::edge::{EdgeCounters, EdgePolicy, RateLimiter};
+use super::edge::{EdgeCounters, EdgePolicy, LogThrottle, RateLimiter};
 use super::message::{
     build_response, split_header_values, IncomingRequest, IncomingResponse, MessageError,
     RawMessage, ResponseParts,
@@ -126,9 +126,10 @@ pub enum Event {
         ack_sdp: Option<Vec<u8>>,
     },
     /// A re-INVITE arrived (hold, resume, new media or a session refresh) and
-    /// got 100 Trying. The application must call `answer_reoffer`. `sdp` is
-    /// None when the re-INVITE carries no offer; the application then sends
-    /// an offer and the answer arrives in `ReofferConfirmed`.
+    /// got 100 Trying. The application must call `answer_reoffer`, or
+    /// `reject_reoffer` (488) for an offer it cannot answer. `sdp` is None
+    /// when the re-INVITE carries no offer; the application then sends an
+    /// offer and the answer arrives in `ReofferConfirmed`.
     Reoffer {
         call: CallHandle,
         sdp: Option<Vec<u8>>,
@@ -214,6 +215,8 @@ pub struct Endpoint {
     rate_limiter: RateLimiter,
     /// Counts of what the edge policy turned away so far.
     counters: EdgeCounters,
+    /// Rate limit of the warning about in-dialog requests from foreign sources.
+    foreign_source_log: LogThrottle,
     /// Set by `set_draining`: new INVITEs get 503 so a load balancer picks another node.
     draining: bool,
 }
@@ -234,6 +237,7 @@ impl Endpoint {
             fallback_token_counter: Cell::new(0),
             rate_limiter: RateLimiter::default(),
             counters: EdgeCounters::default(),
+            foreign_source_log: LogThrottle::default(),
             draining: false,
         }
     }

@@ -2,16 +2,23 @@
 //! draining, concurrent-call limit), merged requests, Replaces and the
 //! session-timer minimum, checked before a call is offered to the application.
 
-use std::time::Instant;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
-use super::super::edge::UntrustedAction;
-use super::super::message::IncomingRequest;
+use super::super::edge::{canonical_ip, UntrustedAction};
+use super::super::message::{IncomingRequest, Method};
+use super::super::transaction::ServerKey;
 use super::super::transport::{Received, Route};
 use super::reinvite::{negotiate_session_timer, SessionTimerOutcome, MIN_SESSION_EXPIRES};
 use super::Endpoint;
 
 /// Status of an INVITE from an untrusted source under `UntrustedAction::Reject`.
 const STATUS_FORBIDDEN: u16 = 403;
+
+/// Minimum interval between two warnings about in-dialog requests from
+/// foreign sources. A flood of forged BYEs then costs one log line per
+/// interval, which carries the count of the requests not logged.
+const FOREIGN_SOURCE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Status of a merged request: a copy of a request that reached us on
 /// another path (RFC 3261 §8.2.2.2).
@@ -51,6 +58,73 @@ impl Endpoint {
                 &super::super::transaction::ServerKey::for_method(request, "INVITE"),
             );
         !cancels_known_invite
+    }
+
+    /// Rejects or drops a request that addresses one of our dialogs or
+    /// INVITE transactions but comes from a source that is neither the IP
+    /// the INVITE came from nor a trusted peer, so that a third host that
+    /// learned the Call-ID and tags cannot send DTMF, end the call, redirect
+    /// its RTP, cancel it or acknowledge for the peer. Returns whether it did.
+    ///
+    /// Such a request is treated like an untrusted request outside a
+    /// dialog: 403 under `UntrustedAction::Reject` (an ACK is never
+    /// answered), nothing under `Drop`. The call and its transactions are
+    /// left as they were.
+    pub(super) fn rejects_foreign_source(
+        &mut self,
+        now: Instant,
+        received: Received,
+        destination: Route,
+        request: &IncomingRequest,
+    ) -> bool {
+        let Some(invite_source) = self.invite_source_of(request) else {
+            return false;
+        };
+        let source = canonical_ip(received.source.ip());
+        if source == canonical_ip(invite_source) || self.config.edge.is_trusted(source) {
+            return false;
+        }
+
+        let answers = self.config.edge.untrusted_action == UntrustedAction::Reject
+            && !request.is(Method::Ack);
+        self.counters.foreign_in_dialog += 1;
+        if let Some(suppressed) = self
+            .foreign_source_log
+            .record(now, FOREIGN_SOURCE_LOG_INTERVAL)
+        {
+            tracing::warn!(
+                call_id = %request.call_id,
+                source = %received.source,
+                method = request.raw.request_method().unwrap_or_default(),
+                action = if answers { "answered 403" } else { "dropped" },
+                suppressed,
+                "in-dialog request from a source that is neither the INVITE's source nor a trusted peer; the call is unchanged"
+            );
+        }
+
+        if answers {
+            self.answer_request(now, destination, request, STATUS_FORBIDDEN, Vec::new(), &[]);
+        }
+        true
+    }
+
+    /// Returns the source IP of the INVITE behind the INVITE transaction
+    /// (for ACK and CANCEL) or the dialog that `request` addresses, None
+    /// when it addresses neither.
+    fn invite_source_of(&self, request: &IncomingRequest) -> Option<IpAddr> {
+        if request.is(Method::Ack) || request.is(Method::Cancel) {
+            let invite_key = ServerKey::for_method(request, "INVITE");
+            if let Some(transaction) = self.server_transactions.get(&invite_key) {
+                // The route of a server transaction leads back to the IP the
+                // request came from (only the port may come from the Via).
+                return Some(transaction.route.destination.ip());
+            }
+        }
+
+        let handle = self.find_dialog(request)?;
+        self.calls
+            .get(&handle)
+            .map(|call| call.route.destination.ip())
     }
 
     /// Checks a new INVITE against the edge policy and the dialog rules, then

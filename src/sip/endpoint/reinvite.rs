@@ -178,6 +178,39 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Rejects a re-INVITE that [`Event::Reoffer`] reported with a final
+    /// `status` from 300 to 699, usually 488 Not Acceptable Here for an
+    /// offer that cannot be answered. The call goes on with the session it
+    /// had (RFC 3261 §14.2) and no event follows. The response is
+    /// retransmitted on Timer G over UDP until its ACK, which is absorbed,
+    /// or until Timer H (RFC 3261 §17.2.1).
+    pub fn reject_reoffer(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        status: u16,
+    ) -> Result<(), EndpointError> {
+        if !(300..=699).contains(&status) {
+            return Err(EndpointError::InvalidRejectStatus { status });
+        }
+        let entry = self
+            .calls
+            .get(&call)
+            .ok_or(EndpointError::UnknownCall { call })?;
+        let waiting = entry
+            .pending_reoffer
+            .as_ref()
+            .is_some_and(|key| self.server_transactions.contains_key(key));
+        if !waiting {
+            return Err(EndpointError::NoPendingReoffer { call });
+        }
+        let call_id = entry.call_id.clone();
+
+        self.fail_pending_reoffer(now, call, status);
+        tracing::info!(%call_id, status, "rejected the re-INVITE; the session stays as it was");
+        Ok(())
+    }
+
     /// Handles a re-INVITE: 100 Trying and `Event::Reoffer`, or 500 with
     /// Retry-After while another INVITE of the dialog is unfinished, or 422
     /// when its session interval is too small.
@@ -240,9 +273,9 @@ impl Endpoint {
             && !request.body.is_empty())
         .then(|| request.body.clone());
         if let Some(call) = self.calls.get_mut(&handle) {
-            // NOTE: the application must call answer_reoffer; until then the
-            // re-INVITE stays in Proceeding and the peer's own Timer B (64·T1)
-            // decides what happens.
+            // NOTE: the application must call answer_reoffer or
+            // reject_reoffer. Until then the re-INVITE stays in Proceeding
+            // and the peer's own Timer B (64·T1) decides what happens.
             call.pending_reoffer = Some(key);
             tracing::info!(call_id = %call.call_id, offer = sdp.is_some(), "re-INVITE received");
         }

@@ -24,16 +24,24 @@ impl Endpoint {
         let destination = reply_route(received, &request.via);
 
         if request.is(Method::Ack) {
-            self.handle_ack(now, &request);
+            if !self.rejects_foreign_source(now, received, destination, &request) {
+                self.handle_ack(now, &request);
+            }
             return;
         }
 
+        // A retransmission gets the stored response on the transaction's own
+        // route, so a copy from another source changes no transaction or call.
         let key = ServerKey::of(&request);
         if let Some(transaction) = self.server_transactions.get(&key) {
             if let Some(response) = transaction.last_response.clone() {
                 let target = transaction.route;
                 self.send(target, response);
             }
+            return;
+        }
+
+        if self.rejects_foreign_source(now, received, destination, &request) {
             return;
         }
 

@@ -392,3 +392,100 @@ fn replaces_of_our_call_is_declined() {
         .unwrap();
     assert_eq!(transmits(&mut endpoint).len(), 1);
 }
+
+#[test]
+fn rejected_reoffer_gets_488_and_keeps_call() {
+    let mut endpoint = new_endpoint();
+    let start = Instant::now();
+    let (call, tag) = confirm_call(&mut endpoint, start);
+    let garbage = "this is not SDP\r\n";
+
+    feed(
+        &mut endpoint,
+        start,
+        &reinvite("z9hG4bKbadre", 2, &tag, "", garbage),
+    );
+    assert_eq!(statuses(&transmits(&mut endpoint)), vec![100]);
+    assert_eq!(
+        events(&mut endpoint),
+        vec![Event::Reoffer {
+            call,
+            sdp: Some(garbage.as_bytes().to_vec())
+        }]
+    );
+
+    endpoint.reject_reoffer(start, call, 488).unwrap();
+    let sent = transmits(&mut endpoint);
+    assert_eq!(statuses(&sent), vec![488]);
+    assert_eq!(header(&sent[0], "CSeq").as_deref(), Some("2 INVITE"));
+    assert_eq!(
+        header(&sent[0], "To").and_then(|to| header_param(&to, "tag")),
+        Some(tag.clone())
+    );
+    assert!(events(&mut endpoint).is_empty(), "the call does not end");
+    assert_eq!(
+        endpoint.reject_reoffer(start, call, 488),
+        Err(EndpointError::NoPendingReoffer { call })
+    );
+
+    // Over UDP the 488 is retransmitted on Timer G until the ACK.
+    let sent = run_until(&mut endpoint, start + Duration::from_millis(1_500));
+    assert_eq!(offsets(start, &sent), vec![500, 1_500]);
+    assert!(sent.iter().all(|(_, transmit)| status(transmit) == 488));
+
+    // The ACK for a non-2xx reuses the re-INVITE's branch and is absorbed.
+    let acked_at = start + Duration::from_millis(1_500);
+    feed(
+        &mut endpoint,
+        acked_at,
+        &request("ACK", "z9hG4bKbadre", 2, Some(&tag), "", ""),
+    );
+    assert!(transmits(&mut endpoint).is_empty());
+    assert!(events(&mut endpoint).is_empty());
+    assert!(run_until(&mut endpoint, start + Duration::from_secs(60)).is_empty());
+
+    // The dialog goes on and takes the next re-INVITE.
+    let later = start + Duration::from_secs(60);
+    feed(
+        &mut endpoint,
+        later,
+        &reinvite("z9hG4bKgoodre", 3, &tag, "", SDP_OFFER),
+    );
+    assert_eq!(statuses(&transmits(&mut endpoint)), vec![100]);
+    assert_eq!(
+        events(&mut endpoint),
+        vec![Event::Reoffer {
+            call,
+            sdp: Some(SDP_OFFER.as_bytes().to_vec())
+        }]
+    );
+}
+
+#[test]
+fn reject_reoffer_checks_status_and_state() {
+    let mut endpoint = new_endpoint();
+    let now = Instant::now();
+    let (call, tag) = confirm_call(&mut endpoint, now);
+    assert_eq!(
+        endpoint.reject_reoffer(now, call, 488),
+        Err(EndpointError::NoPendingReoffer { call })
+    );
+
+    feed(
+        &mut endpoint,
+        now,
+        &reinvite("z9hG4bKre", 2, &tag, "", SDP_OFFER),
+    );
+    let _ = transmits(&mut endpoint);
+    let _ = events(&mut endpoint);
+    assert_eq!(
+        endpoint.reject_reoffer(now, call, 200),
+        Err(EndpointError::InvalidRejectStatus { status: 200 })
+    );
+    let unknown = CallHandle(999);
+    assert_eq!(
+        endpoint.reject_reoffer(now, unknown, 488),
+        Err(EndpointError::UnknownCall { call: unknown })
+    );
+    assert!(transmits(&mut endpoint).is_empty());
+}

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 mod admission;
 mod dialogs;
+mod foreign_source;
 mod framing;
 mod matching;
 mod transports;
