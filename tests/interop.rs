@@ -45,7 +45,7 @@ fn run_sipp(
     work: &Path,
     extra: &[&str],
 ) -> Result<String, String> {
-    let media_port = free_udp_port() & !1;
+    let media_port = support::sipp_media_port();
     let output = Command::new("sipp")
         .current_dir(work)
         .arg("-sf")
@@ -594,7 +594,7 @@ async fn tcp_call_verified() {
 
     let work = tempfile::tempdir().expect("temporary directory for sipp");
     let messages = work.path().join("messages.log");
-    let media_port = free_udp_port() & !1;
+    let media_port = support::sipp_media_port();
     let output = tokio::task::block_in_place(|| {
         Command::new("sipp")
             .current_dir(work.path())

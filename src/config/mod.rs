@@ -90,6 +90,9 @@ const SCHEMA: &[(&str, Shape, bool)] = &[
             "max_message_bytes",
             "scanner_user_agents",
             "answer_delay_ms",
+            "max_connections_per_source",
+            "max_connections",
+            "first_message_timeout_ms",
         ]),
         true,
     ),
@@ -556,6 +559,15 @@ fn read_edge(reader: &mut TomlReader<'_>, trusted_peers: &[IpNet]) -> EdgePolicy
     }
     if let Some(value) = optional_integer(reader, "trusted_burst", 1..=10_000_000) {
         edge.trusted_rate.burst = u32::try_from(value).unwrap_or(u32::MAX);
+    }
+    if let Some(value) = optional_integer(reader, "max_connections_per_source", 1..=10_000) {
+        edge.max_connections_per_source = usize::try_from(value).unwrap_or(usize::MAX);
+    }
+    if let Some(value) = optional_integer(reader, "max_connections", 1..=1_000_000) {
+        edge.max_connections = usize::try_from(value).unwrap_or(usize::MAX);
+    }
+    if let Some(value) = optional_integer(reader, "first_message_timeout_ms", 100..=300_000) {
+        edge.first_message_timeout = Duration::from_millis(value);
     }
     if let Some(value) = optional_integer(reader, "max_message_bytes", 1_024..=65_535) {
         edge.max_message_bytes = usize::try_from(value).unwrap_or(65_535);

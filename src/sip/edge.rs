@@ -75,8 +75,6 @@ pub struct EdgePolicy {
     /// dropped, which keeps the memory bounded under a spoofed flood.
     /// Trusted sources are always tracked. Default: 10,000.
     pub max_tracked_sources: usize,
-    // NOTE: the config file does not set the three connection fields below
-    // yet, so a deployment runs with their defaults.
     /// TCP and TLS connections that one untrusted source IP may hold open
     /// at once; the transport closes more at once. Trusted peers are exempt,
     /// because an SBC may carry many connections. Default: 8. An untrusted

@@ -51,6 +51,30 @@ pub fn free_udp_port() -> u16 {
     socket.local_addr().expect("local address").port()
 }
 
+/// Lowest port handed to sipp for media; below Linux's ephemeral range
+/// (32768 and up), so no socket the kernel numbers itself can take it.
+const SIPP_MEDIA_PORTS_BASE: u16 = 20_000;
+
+/// Media port blocks one test process may use before they repeat.
+const SIPP_MEDIA_BLOCKS: u16 = 500;
+
+static NEXT_SIPP_MEDIA_BLOCK: AtomicU16 = AtomicU16::new(0);
+
+/// Returns an even port for sipp's `-mp` whose block of four (audio RTP and
+/// RTCP, video RTP and RTCP, all of which sipp binds) was free a moment ago.
+pub fn sipp_media_port() -> u16 {
+    let process_offset = (std::process::id() % 20) as u16 * SIPP_MEDIA_BLOCKS;
+    for _ in 0..SIPP_MEDIA_BLOCKS {
+        let block = NEXT_SIPP_MEDIA_BLOCK.fetch_add(1, Ordering::SeqCst) % SIPP_MEDIA_BLOCKS;
+        let base = SIPP_MEDIA_PORTS_BASE + (process_offset + block) * 4 % 9_000;
+        let free = (base..base + 4).all(|port| UdpSocket::bind(("127.0.0.1", port)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no free block of four UDP ports for sipp media");
+}
+
 /// Returns a TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_tcp_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral TCP port");
@@ -272,7 +296,7 @@ pub fn call_with_sipp(service: &Service, caller: &str, keypad: Keypad<'_>) -> Si
     std::fs::write(&scenario, scenario_text).expect("write the sipp scenario");
 
     let messages = work.path().join("messages.log");
-    let media_port = free_udp_port() & !1;
+    let media_port = sipp_media_port();
     let output = Command::new("sipp")
         .current_dir(work.path())
         .arg("-sf")
