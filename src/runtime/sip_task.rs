@@ -7,7 +7,7 @@
 //! needs no lock.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -532,32 +532,17 @@ impl SipTask {
     }
 }
 
-/// Reason a re-INVITE's offer cannot be answered; the re-INVITE gets 488.
-#[derive(Debug, thiserror::Error)]
-enum ReofferError {
-    #[error(transparent)]
-    Sdp(#[from] sdp::SdpError),
-    #[error("the offer sends RTP to the multicast address {0}, which a call's unicast RTP socket cannot serve")]
-    Multicast(IpAddr),
-}
-
 /// Answers the offer of a re-INVITE for `session`, with the next `o=`
 /// version. The caller raises `session.version` only when the answer is sent.
-fn negotiate_reoffer(offer: &[u8], session: &MediaSession) -> Result<Negotiated, ReofferError> {
-    let negotiated = sdp::answer_offer_with_version(
+/// Offers with no usable codec, or with a multicast or broadcast address,
+/// are errors, and the re-INVITE gets 488.
+fn negotiate_reoffer(offer: &[u8], session: &MediaSession) -> Result<Negotiated, sdp::SdpError> {
+    sdp::answer_offer_with_version(
         offer,
         session.local_rtp,
         session.session_id,
         session.version + 1,
-    )?;
-
-    // Audio sent to a multicast group would reach every member of the
-    // group, and RTP from a group never arrives on our unicast socket.
-    let remote = negotiated.remote_rtp.ip().to_canonical();
-    if remote.is_multicast() {
-        return Err(ReofferError::Multicast(remote));
-    }
-    Ok(negotiated)
+    )
 }
 
 /// A call accepted by the service but not yet answered with 200 OK.
@@ -617,7 +602,8 @@ fn session_id() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{dialled_number, negotiate_reoffer, MediaSession, ReofferError};
+    use super::{dialled_number, negotiate_reoffer, MediaSession};
+    use crate::sip::sdp::SdpError;
 
     const LOCAL_RTP: &str = "127.0.0.1:40000";
 
@@ -684,7 +670,7 @@ mod tests {
         let body = offer("224.2.1.1/127", "m=audio 4000 RTP/AVP 0\r\n");
         let result = negotiate_reoffer(&body, &session());
         assert!(
-            matches!(result, Err(ReofferError::Multicast(address)) if address.to_string() == "224.2.1.1"),
+            matches!(result, Err(SdpError::NonUnicastAddress { address }) if address.to_string() == "224.2.1.1"),
             "{result:?}"
         );
     }

@@ -572,7 +572,8 @@ fn remote_address(session: &SdpSession, media: &SdpMedia) -> Result<SocketAddr, 
 /// unspecified address (`c=0.0.0.0`, an old way to put a call on hold) is
 /// not one of them: nothing is sent to it.
 fn is_multicast_or_broadcast(ip: std::net::IpAddr) -> bool {
-    match ip {
+    // An IPv4-mapped IPv6 address (::ffff:224.0.0.1) counts as its IPv4 one.
+    match ip.to_canonical() {
         std::net::IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
         std::net::IpAddr::V6(v6) => v6.is_multicast(),
     }
