@@ -209,7 +209,7 @@ pub enum Action {
     StopPrompts,
     /// Check an entry for a factor and feed [`Input::EntryChecked`].
     CheckEntry {
-        /// Which factor the digits are for.
+        /// The factor the digits are for.
         factor: Factor,
         /// The digits as typed, without the terminating `#`.
         digits: EntryDigits,
@@ -241,7 +241,7 @@ pub enum FlowTimer {
 /// the time RFC 3261 gives any transaction to complete (Timer B and F).
 pub const TRANSFER_OUTCOME_TIMEOUT: Duration = Duration::from_secs(32);
 
-/// What the caller is being asked for.
+/// The question the caller is answering: the menu or one factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// A key from the menu of request types.
@@ -250,7 +250,7 @@ pub enum Step {
     Factor(Factor),
 }
 
-/// Where the call is in the flow. The names appear in the per-call log.
+/// Position of the call in the flow. The names appear in the per-call log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Not answered yet.
@@ -565,9 +565,10 @@ impl CallFlow {
                 self.arm(FlowTimer::InterDigit, now + self.config.inter_digit_timeout);
             }
             _ if spec.is_complete(&self.entry) => {
-                // Keys past the maximum length make the entry a typo (a stuck
-                // key, or digits of something else); they are swallowed until
-                // the caller pauses or presses #, so none becomes type-ahead.
+                // Keys past the maximum length make the entry a typo, such as
+                // a stuck key or the digits of another number. They are
+                // swallowed until the caller pauses or presses #, so none
+                // becomes type-ahead.
                 self.overflowed = true;
                 self.arm(FlowTimer::InterDigit, now + self.config.inter_digit_timeout);
             }

@@ -254,11 +254,6 @@ impl SipTask {
         };
 
         let mut local_rtp = SocketAddr::new(self.services.rtp_ports.address(), rtp.port());
-        let v6_rtp = self.rtp_for_ipv6_offer(incoming.sdp_offer.as_deref(), local_rtp);
-        if let Some((socket, address)) = v6_rtp {
-            rtp = socket;
-            local_rtp = address;
-        }
         let mut session = MediaSession {
             local_rtp,
             session_id: session_id(),
@@ -271,7 +266,24 @@ impl SipTask {
         // offer in the 200 and take the answer from the ACK.
         let negotiated = match incoming.sdp_offer.as_deref() {
             Some(offer) => {
-                match sdp::answer_offer_with_version(offer, local_rtp, session.session_id, 0) {
+                let mut answered =
+                    sdp::answer_offer_with_version(offer, local_rtp, session.session_id, 0);
+
+                // An IPv6 offer needs an IPv6 answer (RFC 3264), so retry once
+                // from the IPv6 RTP address when one is configured.
+                let family_mismatch =
+                    matches!(answered, Err(sdp::SdpError::AddressFamilyMismatch { .. }));
+                if family_mismatch && local_rtp.is_ipv4() {
+                    if let Some((socket, address)) = self.bind_ipv6_rtp() {
+                        rtp = socket;
+                        local_rtp = address;
+                        session.local_rtp = address;
+                        answered =
+                            sdp::answer_offer_with_version(offer, local_rtp, session.session_id, 0);
+                    }
+                }
+
+                match answered {
                     Ok(negotiated) => {
                         session.last_sdp = negotiated.answer.clone().into_bytes();
                         Some(negotiated)
@@ -369,23 +381,11 @@ impl SipTask {
         });
     }
 
-    /// Returns an IPv6 RTP socket when the offer asks for IPv6 media, our
-    /// main RTP address is IPv4, and `media.address_v6` is set; the answer
-    /// must use the offer's address family.
-    fn rtp_for_ipv6_offer(
-        &self,
-        offer: Option<&[u8]>,
-        local_rtp: SocketAddr,
-    ) -> Option<(RtpSocket, SocketAddr)> {
+    /// Binds an RTP socket on `media.address_v6`, for a caller who offers
+    /// IPv6 media; `None` when no IPv6 address is configured or no port is
+    /// free.
+    fn bind_ipv6_rtp(&self) -> Option<(RtpSocket, SocketAddr)> {
         let pool = self.services.rtp_ports_v6.as_ref()?;
-        if local_rtp.is_ipv6() {
-            return None;
-        }
-
-        match sdp::answer_offer(offer?, local_rtp, 0) {
-            Err(sdp::SdpError::AddressFamilyMismatch { .. }) => {}
-            _ => return None,
-        }
         match pool.bind() {
             Ok(socket) => {
                 let address = SocketAddr::new(pool.address(), socket.port());
@@ -549,9 +549,9 @@ fn negotiate_reoffer(offer: &[u8], session: &MediaSession) -> Result<Negotiated,
 struct PendingAnswer {
     /// Its offer/answer state, with the SDP the 200 OK will carry.
     session: MediaSession,
-    /// What its call task gets once it is answered.
+    /// Setup of its call task, started once the call is answered.
     setup: CallSetup,
-    /// Where the SIP task sends its dialog events.
+    /// Sender of its dialog events, kept by the SIP task once answered.
     notices: mpsc::UnboundedSender<CallNotice>,
 }
 
