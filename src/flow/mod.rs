@@ -22,7 +22,8 @@
 //!    `max_attempts` times is given up, and the policy may offer another.
 //! 5. The call is transferred with what was reached: the highest level met,
 //!    or `unverified`. A lockout across calls or an unreachable store ends
-//!    verification at once, with an explanation.
+//!    verification at once, with an explanation. The REFER goes out as the
+//!    closing prompt starts, so the transfer is set up while it plays.
 //! 6. After the transfer is accepted, the flow waits for its outcome; on
 //!    failure it apologises and hangs up.
 
@@ -265,9 +266,8 @@ pub enum State {
     Checking(Factor),
     /// Waiting for the driver to send a one-time code.
     SendingCode,
-    /// Playing the closing prompt before the transfer.
-    Closing,
-    /// The REFER is out; waiting for its outcome.
+    /// The REFER is out and the closing prompt plays while the transfer
+    /// is set up; waiting for its outcome.
     Transferring,
     /// The transfer failed; playing the apology before hanging up.
     Apologising,
@@ -287,7 +287,6 @@ impl State {
             State::Collecting(Step::Factor(_)) => "collecting",
             State::Checking(_) => "checking",
             State::SendingCode => "sending-code",
-            State::Closing => "closing",
             State::Transferring => "transferring",
             State::Apologising => "apologising",
             State::Ended => "ended",
@@ -350,10 +349,6 @@ pub struct CallFlow {
     /// Passed and failed factors, with reasons.
     outcomes: FactorOutcomes,
 
-    /// The outcome decided in `Closing`, sent with the transfer once the
-    /// closing prompt has played.
-    pending_transfer: Option<Verification>,
-
     /// Deadline of the armed timer, if any.
     timer: Option<(FlowTimer, Instant)>,
 
@@ -378,7 +373,6 @@ impl CallFlow {
             caller_id_match: false,
             available: Vec::new(),
             outcomes: FactorOutcomes::default(),
-            pending_transfer: None,
             timer: None,
             actions: VecDeque::new(),
         }
@@ -401,7 +395,7 @@ impl CallFlow {
             Input::Digit(digit) => self.on_digit(digit, now),
             Input::PromptsFinished => self.on_prompts_finished(now),
             Input::EntryChecked(check) => self.on_entry_checked(check, now),
-            Input::CodeSent(delivery) => self.on_code_sent(delivery),
+            Input::CodeSent(delivery) => self.on_code_sent(delivery, now),
             Input::TransferAccepted => {}
             Input::TransferSucceeded => self.on_transfer_succeeded(),
             Input::TransferFailed => self.on_transfer_failed(),
@@ -423,9 +417,9 @@ impl CallFlow {
 
         match (timer, self.state) {
             (FlowTimer::FirstDigit, State::Collecting(step)) => {
-                self.fail_step(step, Some(PromptId::NoInput), "no input")
+                self.fail_step(step, Some(PromptId::NoInput), "no input", now)
             }
-            (FlowTimer::InterDigit, State::Collecting(step)) => self.submit(step),
+            (FlowTimer::InterDigit, State::Collecting(step)) => self.submit(step, now),
             (FlowTimer::TransferOutcome, State::Transferring) => self.hang_up(),
             _ => {}
         }
@@ -525,11 +519,7 @@ impl CallFlow {
             }
             State::Collecting(step) => self.take_digit(step, digit, now),
             State::Checking(_) | State::SendingCode => self.type_ahead.push(digit),
-            State::Idle
-            | State::Closing
-            | State::Transferring
-            | State::Apologising
-            | State::Ended => {}
+            State::Idle | State::Transferring | State::Apologising | State::Ended => {}
         }
     }
 
@@ -545,7 +535,7 @@ impl CallFlow {
     fn take_digit(&mut self, step: Step, digit: char, now: Instant) {
         let Step::Factor(factor) = step else {
             self.timer = None;
-            self.choose_from_menu(digit);
+            self.choose_from_menu(digit, now);
             return;
         };
         let spec = EntrySpec::for_factor(factor, &self.config, self.plan.iban_last_digits);
@@ -553,7 +543,7 @@ impl CallFlow {
         match digit {
             '#' => {
                 self.timer = None;
-                self.submit(step);
+                self.submit(step, now);
             }
             '*' if factor == Factor::SmsOtp && self.entry.is_empty() => {
                 self.timer = None;
@@ -579,7 +569,7 @@ impl CallFlow {
                 } else if spec.min_digits == spec.max_digits {
                     // A fixed-length entry (date, code) is complete at once.
                     self.timer = None;
-                    self.submit(step);
+                    self.submit(step, now);
                 } else {
                     // At the maximum of a variable-length entry, wait briefly
                     // for a # or for more keys that would make it too long.
@@ -589,7 +579,7 @@ impl CallFlow {
         }
     }
 
-    fn choose_from_menu(&mut self, digit: char) {
+    fn choose_from_menu(&mut self, digit: char, now: Instant) {
         let choice = digit
             .to_digit(10)
             .and_then(|key| usize::try_from(key).ok())
@@ -602,7 +592,12 @@ impl CallFlow {
                 self.request = Some(request);
                 self.ask(Step::Factor(Factor::ContractNumber), None);
             }
-            None => self.fail_step(Step::Menu, Some(PromptId::InvalidChoice), "invalid choice"),
+            None => self.fail_step(
+                Step::Menu,
+                Some(PromptId::InvalidChoice),
+                "invalid choice",
+                now,
+            ),
         }
     }
 
@@ -617,13 +612,6 @@ impl CallFlow {
                 self.state = State::Collecting(step);
                 self.arm(FlowTimer::FirstDigit, now + self.config.first_digit_timeout);
             }
-            State::Closing => {
-                if let Some(verification) = self.pending_transfer.take() {
-                    self.state = State::Transferring;
-                    self.arm(FlowTimer::TransferOutcome, now + TRANSFER_OUTCOME_TIMEOUT);
-                    self.actions.push_back(Action::Transfer(verification));
-                }
-            }
             State::Apologising => self.hang_up(),
             State::Idle
             | State::Collecting(_)
@@ -634,7 +622,7 @@ impl CallFlow {
         }
     }
 
-    fn submit(&mut self, step: Step) {
+    fn submit(&mut self, step: Step, now: Instant) {
         let Step::Factor(factor) = step else {
             return;
         };
@@ -643,7 +631,7 @@ impl CallFlow {
 
         let spec = EntrySpec::for_factor(factor, &self.config, self.plan.iban_last_digits);
         if overflowed || !spec.accepts(&entry) {
-            self.on_typo(factor);
+            self.on_typo(factor, now);
             return;
         }
 
@@ -655,7 +643,7 @@ impl CallFlow {
     }
 
     /// Forgives a wrongly formed entry a few times, then counts it.
-    fn on_typo(&mut self, factor: Factor) {
+    fn on_typo(&mut self, factor: Factor, now: Instant) {
         let typos = self.typos.entry(factor).or_insert(0);
         *typos += 1;
 
@@ -664,6 +652,7 @@ impl CallFlow {
                 Step::Factor(factor),
                 Some(PromptId::NotRecognised),
                 "too many malformed entries",
+                now,
             );
             return;
         }
@@ -691,11 +680,11 @@ impl CallFlow {
                 }
                 self.outcomes
                     .record(Factor::ContractNumber, true, "contract number matched");
-                self.advance();
+                self.advance(now);
             }
             EntryCheck::Passed => {
                 self.outcomes.record(factor, true, "matched");
-                self.advance();
+                self.advance(now);
             }
             EntryCheck::Failed => {
                 let reason = if factor == Factor::ContractNumber {
@@ -703,29 +692,42 @@ impl CallFlow {
                 } else {
                     "did not match"
                 };
-                self.fail_step(Step::Factor(factor), Some(PromptId::NotRecognised), reason);
+                self.fail_step(
+                    Step::Factor(factor),
+                    Some(PromptId::NotRecognised),
+                    reason,
+                    now,
+                );
                 self.replay_type_ahead(now);
             }
             EntryCheck::InvalidFormat => {
-                self.on_typo(factor);
+                self.on_typo(factor, now);
                 self.replay_type_ahead(now);
             }
             EntryCheck::Locked => {
                 self.outcomes.record(factor, false, "locked out");
-                self.stop(StopReason::Locked, PromptId::VerificationPaused);
+                self.stop(StopReason::Locked, PromptId::VerificationPaused, now);
             }
             EntryCheck::StoreUnavailable => {
                 self.outcomes.record(factor, false, "store unavailable");
-                self.stop(StopReason::StoreUnavailable, PromptId::SystemUnavailable);
+                self.stop(
+                    StopReason::StoreUnavailable,
+                    PromptId::SystemUnavailable,
+                    now,
+                );
             }
         }
     }
 
     /// Asks the policy what comes next and either asks it or closes.
-    fn advance(&mut self) {
+    fn advance(&mut self, now: Instant) {
         self.type_ahead.clear();
         let Some((_, rule)) = &self.request else {
-            self.close(PromptId::CouldNotVerify, Some(StopReason::NoRequestType));
+            self.close(
+                PromptId::CouldNotVerify,
+                Some(StopReason::NoRequestType),
+                now,
+            );
             return;
         };
 
@@ -746,8 +748,8 @@ impl CallFlow {
                 let lead = (factor != Factor::ContractNumber).then_some(PromptId::ExtraCheckNeeded);
                 self.ask(Step::Factor(factor), lead);
             }
-            NextStep::Satisfied => self.close(PromptId::ThankYouConnecting, None),
-            NextStep::Unsatisfiable => self.close(PromptId::CouldNotVerify, None),
+            NextStep::Satisfied => self.close(PromptId::ThankYouConnecting, None, now),
+            NextStep::Unsatisfiable => self.close(PromptId::CouldNotVerify, None, now),
         }
     }
 
@@ -756,7 +758,7 @@ impl CallFlow {
         self.actions.push_back(Action::SendCode);
     }
 
-    fn on_code_sent(&mut self, delivery: CodeDelivery) {
+    fn on_code_sent(&mut self, delivery: CodeDelivery, now: Instant) {
         if self.state != State::SendingCode {
             return;
         }
@@ -775,13 +777,13 @@ impl CallFlow {
                 self.play(PromptId::OtpNotSent);
                 self.outcomes
                     .record(Factor::SmsOtp, false, "no code could be sent");
-                self.advance();
+                self.advance(now);
             }
         }
     }
 
     /// Counts a failed entry and either asks again, moves on, or gives up.
-    fn fail_step(&mut self, step: Step, explanation: Option<PromptId>, reason: &str) {
+    fn fail_step(&mut self, step: Step, explanation: Option<PromptId>, reason: &str, now: Instant) {
         let key = match step {
             Step::Menu => None,
             Step::Factor(factor) => Some(factor),
@@ -797,13 +799,17 @@ impl CallFlow {
         }
 
         match step {
-            Step::Menu => self.close(PromptId::CouldNotVerify, Some(StopReason::NoRequestType)),
+            Step::Menu => self.close(
+                PromptId::CouldNotVerify,
+                Some(StopReason::NoRequestType),
+                now,
+            ),
             Step::Factor(factor) => {
                 self.outcomes.record(factor, false, reason);
                 if factor == Factor::ContractNumber {
-                    self.close(PromptId::CouldNotVerify, None);
+                    self.close(PromptId::CouldNotVerify, None, now);
                 } else {
-                    self.advance();
+                    self.advance(now);
                 }
             }
         }
@@ -817,24 +823,29 @@ impl CallFlow {
         }
     }
 
-    fn stop(&mut self, reason: StopReason, prompt: PromptId) {
-        self.close(prompt, Some(reason));
+    fn stop(&mut self, reason: StopReason, prompt: PromptId, now: Instant) {
+        self.close(prompt, Some(reason), now);
     }
 
-    fn close(&mut self, prompt: PromptId, stopped: Option<StopReason>) {
+    fn close(&mut self, prompt: PromptId, stopped: Option<StopReason>, now: Instant) {
         self.type_ahead.clear();
         self.entry.clear();
-        self.state = State::Closing;
-        self.timer = None;
-        self.pending_transfer = Some(Verification {
+        self.actions.push_back(Action::StopPrompts);
+        self.play(prompt);
+
+        // The REFER goes out while the closing prompt plays: the caller
+        // hears it during the few hundred milliseconds the transfer takes,
+        // instead of waiting for it to end before the transfer starts.
+        let verification = Verification {
             request_type: self.request.as_ref().map(|(name, _)| name.clone()),
             customer_id: self.customer_id.clone(),
             caller_id_match: self.caller_id_match,
             outcomes: self.outcomes.clone(),
             stopped,
-        });
-        self.actions.push_back(Action::StopPrompts);
-        self.play(prompt);
+        };
+        self.state = State::Transferring;
+        self.arm(FlowTimer::TransferOutcome, now + TRANSFER_OUTCOME_TIMEOUT);
+        self.actions.push_back(Action::Transfer(verification));
     }
 
     fn on_transfer_succeeded(&mut self) {
@@ -865,7 +876,6 @@ impl CallFlow {
         self.timer = None;
         self.entry.clear();
         self.type_ahead.clear();
-        self.pending_transfer = None;
     }
 
     fn play(&mut self, prompt: PromptId) {

@@ -104,12 +104,10 @@ fn matched(available: &[Factor]) -> Input {
     })
 }
 
-/// Plays the queued prompts to the end and returns the transfer that
-/// follows, if any.
-fn finish_prompts(flow: &mut CallFlow, now: Instant) -> Option<Verification> {
-    flow.handle_input(Input::PromptsFinished, now);
-    drain(flow).into_iter().find_map(|action| match action {
-        Action::Transfer(verification) => Some(verification),
+/// Returns the transfer among `actions`, if any.
+fn transfer_in(actions: &[Action]) -> Option<Verification> {
+    actions.iter().find_map(|action| match action {
+        Action::Transfer(verification) => Some(verification.clone()),
         _ => None,
     })
 }
@@ -206,13 +204,14 @@ fn three_invalid_menu_keys_end_unverified() {
     let now = Instant::now();
     let mut flow = answered_and_welcomed(default_plan(), now);
 
+    let mut actions = Vec::new();
     for key in ["0", "#", "9"] {
         type_digits(&mut flow, key, now);
-        drain(&mut flow);
+        actions = drain(&mut flow);
     }
 
-    assert_eq!(flow.state(), State::Closing);
-    let verification = finish_prompts(&mut flow, now).expect("a transfer follows");
+    assert_eq!(flow.state(), State::Transferring);
+    let verification = transfer_in(&actions).expect("a transfer follows");
     assert_eq!(verification.stopped, Some(StopReason::NoRequestType));
     assert_eq!(verification.request_type, None);
 }
@@ -260,12 +259,16 @@ fn basic_request_verified_by_contract() {
 
     flow.handle_input(matched(&[]), now);
 
-    assert_eq!(flow.state(), State::Closing);
+    assert_eq!(flow.state(), State::Transferring);
+    let actions = drain(&mut flow);
     assert_eq!(
-        drain(&mut flow),
-        vec![Action::StopPrompts, fixed(PromptId::ThankYouConnecting)]
+        actions.get(..2),
+        Some(&[Action::StopPrompts, fixed(PromptId::ThankYouConnecting)][..]),
+        "the closing prompt starts"
     );
-    let verification = finish_prompts(&mut flow, now).expect("a transfer follows");
+    assert_eq!(actions.len(), 3, "the REFER goes out with it: {actions:?}");
+    assert_eq!(flow.armed_timer(), Some(FlowTimer::TransferOutcome));
+    let verification = transfer_in(&actions).expect("a transfer follows");
     assert_eq!(verification.customer_id.as_deref(), Some(CUSTOMER));
     assert_eq!(verification.request_type.as_deref(), Some("information"));
     assert!(verification.caller_id_match);
@@ -299,8 +302,9 @@ fn substantial_asks_date_of_birth() {
     );
 
     flow.handle_input(Input::EntryChecked(EntryCheck::Passed), now);
-    assert!(drain(&mut flow).contains(&fixed(PromptId::ThankYouConnecting)));
-    let verification = finish_prompts(&mut flow, now).expect("a transfer follows");
+    let actions = drain(&mut flow);
+    assert!(actions.contains(&fixed(PromptId::ThankYouConnecting)));
+    let verification = transfer_in(&actions).expect("a transfer follows");
     assert!(verification.outcomes.passed(Factor::DateOfBirth));
 }
 
@@ -344,8 +348,9 @@ fn unmet_rule_transfers_with_reached_outcomes() {
         flow.handle_input(Input::EntryChecked(EntryCheck::Failed), now);
     }
 
-    assert!(drain(&mut flow).contains(&fixed(PromptId::CouldNotVerify)));
-    let verification = finish_prompts(&mut flow, now).expect("a transfer follows");
+    let actions = drain(&mut flow);
+    assert!(actions.contains(&fixed(PromptId::CouldNotVerify)));
+    let verification = transfer_in(&actions).expect("a transfer follows");
     assert!(verification.outcomes.passed(Factor::ContractNumber));
     assert!(!verification.outcomes.passed(Factor::IbanLastDigits));
 }
@@ -389,10 +394,7 @@ fn high_sends_code_and_reads_digits() {
     );
 
     flow.handle_input(Input::EntryChecked(EntryCheck::Passed), now);
-    let verification = {
-        drain(&mut flow);
-        finish_prompts(&mut flow, now).expect("a transfer follows")
-    };
+    let verification = transfer_in(&drain(&mut flow)).expect("a transfer follows");
     assert!(verification.outcomes.passed(Factor::SmsOtp));
 }
 
@@ -432,7 +434,7 @@ fn code_not_sent_ends_unmet() {
     let actions = drain(&mut flow);
     assert_eq!(actions.first(), Some(&fixed(PromptId::OtpNotSent)));
     assert!(actions.contains(&fixed(PromptId::CouldNotVerify)));
-    let verification = finish_prompts(&mut flow, now).expect("a transfer follows");
+    let verification = transfer_in(&actions).expect("a transfer follows");
     assert!(!verification.outcomes.passed(Factor::SmsOtp));
     assert!(verification.outcomes.passed(Factor::ContractNumber));
 }
@@ -482,8 +484,9 @@ fn three_wrong_contracts_end_unverified() {
     }
 
     assert_eq!(flow.failed_attempts(Factor::ContractNumber), 3);
-    assert!(drain(&mut flow).contains(&fixed(PromptId::CouldNotVerify)));
-    let verification = finish_prompts(&mut flow, now).expect("a transfer follows");
+    let actions = drain(&mut flow);
+    assert!(actions.contains(&fixed(PromptId::CouldNotVerify)));
+    let verification = transfer_in(&actions).expect("a transfer follows");
     assert_eq!(verification.customer_id, None);
     assert!(!verification.outcomes.passed(Factor::ContractNumber));
 }
@@ -690,8 +693,9 @@ fn lockout_pauses_verification() {
 
     flow.handle_input(Input::EntryChecked(EntryCheck::Locked), now);
 
-    assert!(drain(&mut flow).contains(&fixed(PromptId::VerificationPaused)));
-    let verification = finish_prompts(&mut flow, now).expect("a transfer follows");
+    let actions = drain(&mut flow);
+    assert!(actions.contains(&fixed(PromptId::VerificationPaused)));
+    let verification = transfer_in(&actions).expect("a transfer follows");
     assert_eq!(verification.stopped, Some(StopReason::Locked));
 }
 
@@ -704,8 +708,9 @@ fn store_unavailable_fails_closed() {
 
     flow.handle_input(Input::EntryChecked(EntryCheck::StoreUnavailable), now);
 
-    assert!(drain(&mut flow).contains(&fixed(PromptId::SystemUnavailable)));
-    let verification = finish_prompts(&mut flow, now).expect("a transfer follows");
+    let actions = drain(&mut flow);
+    assert!(actions.contains(&fixed(PromptId::SystemUnavailable)));
+    let verification = transfer_in(&actions).expect("a transfer follows");
     assert_eq!(verification.stopped, Some(StopReason::StoreUnavailable));
     assert!(!verification.outcomes.passed(Factor::ContractNumber));
 }
@@ -735,10 +740,11 @@ fn digits_after_verification_are_ignored() {
     type_digits(&mut flow, "1#", now);
 
     assert!(drain(&mut flow).is_empty());
-    assert_eq!(flow.state(), State::Closing);
+    assert_eq!(flow.state(), State::Transferring);
 }
 
-/// Brings a verified call up to the point where the REFER is out.
+/// Brings a verified call up to the point where the REFER is out and the
+/// closing prompt has played.
 fn transferring(now: Instant) -> CallFlow {
     let mut flow = answered_and_welcomed(single_plan(basic()), now);
     type_digits(&mut flow, "12345678#", now);
@@ -746,6 +752,49 @@ fn transferring(now: Instant) -> CallFlow {
     flow.handle_input(Input::PromptsFinished, now);
     drain(&mut flow);
     flow
+}
+
+#[test]
+fn closing_prompt_end_keeps_waiting_for_the_transfer() {
+    let now = Instant::now();
+    let mut flow = answered_and_welcomed(single_plan(basic()), now);
+    type_digits(&mut flow, "12345678#", now);
+    flow.handle_input(matched(&[]), now);
+    drain(&mut flow);
+
+    flow.handle_input(Input::PromptsFinished, now + Duration::from_secs(4));
+
+    assert!(drain(&mut flow).is_empty(), "no second REFER, no BYE");
+    assert_eq!(flow.state(), State::Transferring);
+    assert_eq!(flow.poll_timeout(), Some(now + TRANSFER_OUTCOME_TIMEOUT));
+}
+
+#[test]
+fn transfer_outcome_during_closing_prompt_hangs_up() {
+    let now = Instant::now();
+    let mut flow = answered_and_welcomed(single_plan(basic()), now);
+    type_digits(&mut flow, "12345678#", now);
+    flow.handle_input(matched(&[]), now);
+    drain(&mut flow);
+
+    flow.handle_input(Input::TransferAccepted, now);
+    flow.handle_input(Input::TransferSucceeded, now);
+
+    assert_eq!(drain(&mut flow), vec![Action::HangUp]);
+    assert_eq!(flow.state(), State::Ended);
+}
+
+#[test]
+fn transfer_without_outcome_hangs_up_after_the_timeout() {
+    let now = Instant::now();
+    let mut flow = transferring(now);
+
+    flow.handle_timeout(now + TRANSFER_OUTCOME_TIMEOUT - Duration::from_millis(1));
+    assert!(drain(&mut flow).is_empty(), "not before the deadline");
+    flow.handle_timeout(now + TRANSFER_OUTCOME_TIMEOUT);
+
+    assert_eq!(drain(&mut flow), vec![Action::HangUp]);
+    assert_eq!(flow.state(), State::Ended);
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! The tokio edge: sockets, clocks and tasks around the sans-I/O cores.
 //!
 //! One task owns the SIP socket and the endpoint (`sip_task`); one task per
-//! call owns its RTP socket, player, digit receiver and flow (`call`); the
-//! HTTP API runs beside them. Shutdown is explicit: a `watch` channel tells
+//! call owns its flow and merges its key presses (`call`); media threads,
+//! one per core, own the RTP sockets and send every call's prompts on one
+//! shared 20 ms wheel (`media_engine`); the HTTP API runs beside them. Shutdown is explicit: a `watch` channel tells
 //! the SIP task to refuse new calls with 503, it ends when the last call has
 //! ended, and the HTTP server stops after it.
 
 mod call;
+mod media_engine;
 mod ports;
 mod sip_task;
 mod steps;
@@ -29,6 +31,7 @@ use crate::verify::factors::Date;
 use crate::verify::keyed_hash::KeyedHasher;
 use crate::verify::token::TokenSigner;
 
+pub use media_engine::{MediaEngine, MediaEvent, MediaStream};
 pub use ports::{RtpPorts, RtpSocket};
 pub use transport::{BoundListeners, SipListeners, TransportError};
 
@@ -53,6 +56,8 @@ pub struct Services {
     /// Local IPv6 RTP ports for callers who offer IPv6 media, when
     /// `media.address_v6` is set.
     pub rtp_ports_v6: Option<RtpPorts>,
+    /// The media threads that play prompts and read key presses.
+    pub media: MediaEngine,
     /// Region for numbers written without a country code.
     pub default_region: phonenumber::country::Id,
 }
@@ -268,7 +273,11 @@ async fn build_services(config: Config) -> Result<Services, StartError> {
     let prompts = PromptLibrary::load(&config.prompts.dir)
         .map_err(|error| invalid(&config.prompts.dir, &error))?;
 
+    let media = MediaEngine::start_per_core()
+        .map_err(|error| StartError::Invalid(format!("cannot start the media threads: {error}")))?;
+
     Ok(Services {
+        media,
         sms,
         audit: steps::AuditBacklog::default(),
         rtp_ports: RtpPorts::new(

@@ -5,7 +5,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
 
 /// Hands out even UDP ports from the configured range, one per call.
 ///
@@ -25,7 +25,8 @@ pub struct RtpPorts {
 /// A bound RTP socket whose port returns to the pool on drop.
 #[derive(Debug)]
 pub struct RtpSocket {
-    /// The socket the call sends and receives RTP on.
+    /// The socket the call sends and receives RTP on, non-blocking: a
+    /// media thread reads it when epoll reports it readable.
     pub socket: UdpSocket,
 
     /// Port to hand back to the pool.
@@ -66,9 +67,9 @@ impl RtpPorts {
             };
 
             let address = SocketAddr::new(self.address, port);
-            let bound = std::net::UdpSocket::bind(address).and_then(|socket| {
+            let bound = UdpSocket::bind(address).and_then(|socket| {
                 socket.set_nonblocking(true)?;
-                UdpSocket::from_std(socket)
+                Ok(socket)
             });
             match bound {
                 Ok(socket) => {
@@ -111,6 +112,17 @@ impl RtpSocket {
     /// Returns the local port, for the SDP answer.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Wraps a socket bound elsewhere; its port goes to `pool` on drop.
+    #[cfg(test)]
+    pub fn for_tests(socket: UdpSocket, pool: &RtpPorts) -> RtpSocket {
+        let port = socket.local_addr().map_or(0, |address| address.port());
+        RtpSocket {
+            socket,
+            port,
+            free: Arc::clone(&pool.free),
+        }
     }
 }
 

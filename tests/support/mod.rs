@@ -34,10 +34,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// 40 × 24 × 20 = 49,200, within the u16 range.
 const RTP_PORTS_PER_SERVICE: u16 = 20;
 
-/// Upper bound of how long one generated key press lasts in the capture,
-/// tone and gap together.
-const MILLISECONDS_PER_GENERATED_DIGIT: usize = 300;
-
 static NEXT_RTP_BLOCK: AtomicU16 = AtomicU16::new(0);
 
 /// The repository root, where `prompts/` and `tests/sipp/` live.
@@ -289,7 +285,7 @@ pub fn call_with_sipp(service: &Service, caller: &str, keypad: Keypad<'_>) -> Si
         Keypad::Generated(digits) => {
             let pcap = work.path().join("digits.pcap");
             dtmf_pcap::write_rfc4733_pcap(&pcap, digits, 101).expect("write the digits capture");
-            replace_digits_block(&template, &pcap, digits)
+            replace_digits_block(&template, &pcap)
         }
     };
     let scenario = work.path().join("scenario.xml");
@@ -326,8 +322,8 @@ pub fn call_with_sipp(service: &Service, caller: &str, keypad: Keypad<'_>) -> Si
 }
 
 /// Replaces the scenario's shipped-capture block with one play of a
-/// generated capture, long enough pauses included.
-fn replace_digits_block(template: &str, pcap: &Path, digits: &str) -> String {
+/// generated capture.
+fn replace_digits_block(template: &str, pcap: &Path) -> String {
     let begin = template
         .find("<!-- digits:begin -->")
         .expect("scenario has a digits:begin marker");
@@ -335,12 +331,13 @@ fn replace_digits_block(template: &str, pcap: &Path, digits: &str) -> String {
         .find("<!-- digits:end -->")
         .expect("scenario has a digits:end marker");
 
-    // sipp plays a capture in the background; wait until it is through.
-    let milliseconds = digits.len() * MILLISECONDS_PER_GENERATED_DIGIT + 500;
+    // sipp plays a capture in the background, so the scenario goes on to
+    // wait for the REFER while the digits are still being sent. A pause
+    // here would turn a REFER that comes right after the last digit into
+    // an unexpected message.
     let block = format!(
-        "<nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  <pause milliseconds=\"{}\"/>\n  ",
+        "<nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  ",
         pcap.display(),
-        milliseconds,
     );
     format!("{}{}{}", &template[..begin], block, &template[end..])
 }
