@@ -15,6 +15,8 @@
 mod backends;
 pub mod forbidden;
 mod limits;
+mod locations;
+mod parse_error;
 mod policy;
 mod problem;
 mod prompt_catalog;
@@ -30,6 +32,7 @@ use phonenumber::country;
 
 pub use backends::EnvLookup;
 pub use limits::{LockoutConfig, OtpConfig, ServiceConfig};
+pub use locations::KeyLocations;
 pub use problem::{ConfigErrors, Problem};
 pub use prompt_catalog::check_prompt_catalog;
 use reader::{Field, Shape, TomlReader};
@@ -198,6 +201,9 @@ pub struct Config {
     /// `[sms]`: how one-time codes are sent. Holds gateway credentials, so
     /// never log it.
     pub sms: SmsConfig,
+    /// Lines of the keys that name files, folders and menu prompts, so that
+    /// a problem found when one of those is read names the key and line.
+    pub locations: KeyLocations,
 }
 
 /// `[sip]`.
@@ -339,12 +345,7 @@ impl Config {
         env: EnvLookup<'_>,
     ) -> Result<Config, ConfigErrors> {
         let document = toml_edit::Document::parse(text).map_err(|error| ConfigErrors {
-            problems: vec![Problem::new(
-                path,
-                error.span().map(|span| problem::line_of(text, span.start)),
-                None,
-                format!("invalid TOML: {}", error.message().trim()),
-            )],
+            problems: vec![parse_error::problem_from_parse_error(path, text, &error)],
         })?;
 
         let base_dir = path.parent().unwrap_or(Path::new(""));
@@ -410,6 +411,7 @@ impl Config {
             lockout,
             store,
             sms,
+            locations: reader.locations,
         })
     }
 }
@@ -798,6 +800,8 @@ fn socket_addr(reader: &mut TomlReader<'_>, section: &str, key: &str) -> SocketA
     }
 }
 
+/// Reads a required path, resolved against the config file's folder, and
+/// records its line for problems found when the file is read.
 fn path_value(reader: &mut TomlReader<'_>, base_dir: &Path, section: &str, key: &str) -> PathBuf {
     let Some((value, field)) = reader.string(section, key, true) else {
         return PathBuf::new();
@@ -806,6 +810,8 @@ fn path_value(reader: &mut TomlReader<'_>, base_dir: &Path, section: &str, key: 
         reader.field_problem(&field, "is empty; set a file or folder path");
         return PathBuf::new();
     }
+
+    reader.locations.insert_key(&field.key, field.line);
     let path = Path::new(&value);
     if path.is_absolute() {
         path.to_path_buf()

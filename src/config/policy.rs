@@ -341,7 +341,7 @@ fn read_service_lines(
             None => Language::Nl,
         };
 
-        let menu = read_menu(reader, &table, request_types);
+        let menu = read_menu(reader, &table, &name, request_types);
         lines.push(ServiceLine {
             name,
             numbers: line_numbers,
@@ -395,9 +395,12 @@ fn read_numbers<'d>(
     numbers
 }
 
+/// Reads the menu of the service line `line_name` and records the line of
+/// each entry, where a missing menu prompt is reported.
 fn read_menu<'d>(
     reader: &mut TomlReader<'d>,
     table: &TableRef<'d>,
+    line_name: &str,
     request_types: &[RequestType],
 ) -> Vec<String> {
     let Some(field) = reader.get_in(table, "service_lines", "menu", true) else {
@@ -436,6 +439,9 @@ fn read_menu<'d>(
         } else if menu.contains(&value) {
             reader.field_problem(&field, format!("offers `{value}` twice"));
         } else {
+            reader
+                .locations
+                .insert_menu_entry(line_name, &value, field.line);
             menu.push(value);
         }
     }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::forbidden::{forbidden_data, forbidden_message};
+use super::parse_error::problem_from_parse_error;
 use super::problem::{line_of, Problem};
 
 /// Prefixes of the ids of prompts that ask the caller for something.
@@ -31,15 +32,7 @@ pub fn check_prompt_catalog(path: &Path) -> Vec<Problem> {
     };
     let document = match toml_edit::Document::parse(text.as_str()) {
         Ok(document) => document,
-        Err(error) => {
-            let line = error.span().map(|span| line_of(&text, span.start));
-            return vec![Problem::new(
-                path,
-                line,
-                None,
-                format!("invalid TOML: {}", error.message().trim()),
-            )];
-        }
+        Err(error) => return vec![problem_from_parse_error(path, &text, &error)],
     };
 
     let root = document.as_table();
@@ -109,6 +102,17 @@ mod tests {
         assert!(problems[0]
             .message
             .starts_with("failed to read prompt catalog"));
+    }
+
+    #[test]
+    fn duplicate_prompt_names_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.toml");
+        std::fs::write(&path, "[welcome]\nnl = \"Welkom\"\nnl = \"Hallo\"\n").unwrap();
+        let problems = check_prompt_catalog(&path);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].line, Some(3));
+        assert_eq!(problems[0].key.as_deref(), Some("welcome.nl"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use toml_edit::{Item, Table, TableLike};
 
+use super::locations::KeyLocations;
 use super::problem::{line_of, Problem};
 
 /// Layout of a top-level section, with its known keys.
@@ -53,6 +54,9 @@ pub(crate) struct TomlReader<'d> {
     root: &'d Table,
     /// Problems found so far, in the order found.
     pub problems: Vec<Problem>,
+    /// Lines of the values that name files or prompts, kept in the
+    /// [`Config`](super::Config) for problems found when those are read.
+    pub locations: KeyLocations,
 }
 
 impl<'d> TomlReader<'d> {
@@ -62,6 +66,7 @@ impl<'d> TomlReader<'d> {
             text,
             root,
             problems: Vec::new(),
+            locations: KeyLocations::new(path),
         }
     }
 

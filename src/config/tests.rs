@@ -150,6 +150,49 @@ fn syntax_error_names_line() {
 }
 
 #[test]
+fn duplicate_key_names_key_and_lines() {
+    let text = with_line(
+        "contract_min_digits",
+        "contract_min_digits = 6\nmax_attempts = 4",
+    );
+    let first = line_of_key(&text, "max_attempts");
+    let second = line_of_key(&text, "contract_min_digits") + 1;
+    assert_eq!(
+        problems(&text),
+        vec![format!(
+            "/etc/ivr/ivr.toml:{second}: flow.max_attempts: duplicate key, first defined on line {first}; keep one of them"
+        )]
+    );
+}
+
+#[test]
+fn duplicate_section_names_table() {
+    let first = DEFAULT_TOML.lines().position(|l| l == "[flow]").unwrap() + 1;
+    let text = format!("{DEFAULT_TOML}\n[flow]\nmax_attempts = 4\n");
+    let second = text.lines().count() - 1;
+    assert_eq!(
+        problems(&text),
+        vec![format!(
+            "/etc/ivr/ivr.toml:{second}: flow: duplicate table, first defined on line {first}; merge the two into one [flow]"
+        )]
+    );
+}
+
+#[test]
+fn duplicate_key_in_service_line_named() {
+    let text = with_line("menu", "menu = [\"information\"]\nlanguage = \"en\"");
+    // The service line's `language` is two lines above its `menu`.
+    let first = line_of_key(&text, "menu") - 2;
+    let second = line_of_key(&text, "menu") + 1;
+    assert_eq!(
+        problems(&text),
+        vec![format!(
+            "/etc/ivr/ivr.toml:{second}: service_lines.language: duplicate key, first defined on line {first}; keep one of them"
+        )]
+    );
+}
+
+#[test]
 fn unknown_key_names_line() {
     let text = with_line("max_attempts", "max_atempts = 3");
     let line = line_of_key(&text, "max_atempts");

@@ -368,14 +368,16 @@ impl PromptLibrary {
         self.named[language.index()].get(name)
     }
 
-    /// Returns whether every language has the named prompt. `check-config`
-    /// uses it for prompts that configuration refers to.
-    pub fn has_named(dir: &Path, name: &str) -> bool {
-        Language::ALL.iter().all(|language| {
-            dir.join(language.code())
-                .join(format!("{name}.wav"))
-                .is_file()
-        })
+    /// Returns the files `<dir>/<language>/<name>.wav` that are missing, in
+    /// the order of [`Language::ALL`]. The list is empty when every language
+    /// has the named prompt. `check-config` uses it for prompts that
+    /// configuration refers to.
+    pub fn missing_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+        Language::ALL
+            .iter()
+            .map(|language| dir.join(language.code()).join(format!("{name}.wav")))
+            .filter(|path| !path.is_file())
+            .collect()
     }
 
     /// Loads every file, collecting the problems instead of stopping at the
@@ -608,8 +610,9 @@ mod tests {
         let catalog: toml::Table = toml::from_str(&text).expect("catalog.toml is valid TOML");
         for (name, entry) in &catalog {
             assert!(entry.is_table(), "[{name}] is a table");
-            assert!(
-                PromptLibrary::has_named(&shipped_prompts_dir(), name),
+            assert_eq!(
+                PromptLibrary::missing_named(&shipped_prompts_dir(), name),
+                Vec::<PathBuf>::new(),
                 "catalog entry [{name}] has a WAV file in every language; run prompts/generate"
             );
         }
@@ -627,6 +630,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn missing_named_lists_each_language() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let samples = [1000i16; 170];
+        write_wav(
+            &dir.path().join("nl/request_type_x.wav"),
+            valid_spec(),
+            &samples,
+        );
+
+        assert_eq!(
+            PromptLibrary::missing_named(dir.path(), "request_type_x"),
+            vec![dir.path().join("en/request_type_x.wav")]
+        );
+        assert_eq!(
+            PromptLibrary::missing_named(dir.path(), "request_type_y"),
+            vec![
+                dir.path().join("nl/request_type_y.wav"),
+                dir.path().join("en/request_type_y.wav"),
+            ]
+        );
     }
 
     #[test]

@@ -98,6 +98,12 @@ pub enum StartError {
 /// anyway. Long enough for a caller to finish a typical verification.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
+// Dotted keys of the config values that name the files read at start-up. A
+// problem with one of those files names the key and its line.
+const PEPPER_FILE_KEY: &str = "secrets.pepper_file";
+const SIGNING_KEY_FILE_KEY: &str = "secrets.signing_key_file";
+const PROMPTS_DIR_KEY: &str = "prompts.dir";
+
 /// Loads the config file and applies the command-line overrides.
 pub fn load_config(path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> {
     let mut config = Config::load(path)?;
@@ -134,17 +140,18 @@ pub fn check(path: &Path, overrides: &Overrides) -> Vec<Problem> {
         Err(errors) => return errors.problems,
     };
     let mut problems = Vec::new();
+    let locations = &config.locations;
 
     let pepper_file = &config.secrets.pepper_file;
     let hasher = if pepper_file.exists() {
         match load_or_create_pepper(pepper_file).map(|(pepper, _)| KeyedHasher::new(&pepper)) {
             Ok(Ok(hasher)) => Some(hasher),
             Ok(Err(error)) => {
-                problems.push(Problem::new(pepper_file, None, None, error.to_string()));
+                problems.push(locations.problem(PEPPER_FILE_KEY, error.to_string()));
                 None
             }
             Err(error) => {
-                problems.push(Problem::new(pepper_file, None, None, error.to_string()));
+                problems.push(locations.problem(PEPPER_FILE_KEY, error.to_string()));
                 None
             }
         }
@@ -155,12 +162,7 @@ pub fn check(path: &Path, overrides: &Overrides) -> Vec<Problem> {
 
     if config.secrets.signing_key_file.exists() {
         if let Err(error) = TokenSigner::load_or_create(&config.secrets.signing_key_file) {
-            problems.push(Problem::new(
-                &config.secrets.signing_key_file,
-                None,
-                None,
-                error.to_string(),
-            ));
+            problems.push(locations.problem(SIGNING_KEY_FILE_KEY, error.to_string()));
         }
     }
 
@@ -180,26 +182,50 @@ pub fn check(path: &Path, overrides: &Overrides) -> Vec<Problem> {
     problems.extend(check_prompt_catalog(
         &config.prompts.dir.join("catalog.toml"),
     ));
-    for line in config.policy.service_lines() {
-        for request_type in &line.menu {
-            let name = format!("request_type_{request_type}");
-            if line.menu.len() > 1 && !PromptLibrary::has_named(&config.prompts.dir, &name) {
-                problems.push(Problem::new(
-                    &config.prompts.dir,
-                    None,
-                    Some("service_lines.menu"),
-                    format!("request type {request_type:?} of service line {:?} has no prompt {name}.wav in every language; add it to prompts/catalog.toml and run prompts/generate", line.name),
-                ));
-            }
-        }
-    }
+    problems.extend(check_menu_prompts(&config));
 
     let prompts_dir = &config.prompts.dir;
     problems.extend(
         PromptLibrary::problems(prompts_dir)
             .into_iter()
-            .map(|error| Problem::new(prompts_dir, None, Some("prompts.dir"), error.to_string())),
+            .map(|error| locations.problem(PROMPTS_DIR_KEY, error.to_string())),
     );
+    problems
+}
+
+/// Returns a problem, placed on the menu entry in the config file, for every
+/// request type in a menu whose option prompt `request_type_<name>.wav` is
+/// missing in some language. A menu of one request type is skipped, because
+/// the call flow plays no menu for it.
+fn check_menu_prompts(config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+
+    for line in config.policy.service_lines() {
+        if line.menu.len() < 2 {
+            continue;
+        }
+        for request_type in &line.menu {
+            let name = format!("request_type_{request_type}");
+            let missing = PromptLibrary::missing_named(&config.prompts.dir, &name);
+            if missing.is_empty() {
+                continue;
+            }
+
+            let files: Vec<String> = missing
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect();
+            let files = match files.as_slice() {
+                [file] => format!("prompt file {file} is"),
+                _ => format!("prompt files {} are", files.join(", ")),
+            };
+            problems.push(config.locations.menu_entry_problem(
+                &line.name,
+                request_type,
+                format!("{files} missing for request type `{request_type}` of service line `{}`; add [{name}] to prompts/catalog.toml if it is not there, then run prompts/generate", line.name),
+            ));
+        }
+    }
     problems
 }
 
@@ -216,7 +242,10 @@ pub async fn import_customers(
     store: &dyn Store,
 ) -> Result<usize, String> {
     let (pepper, _) = load_or_create_pepper(&config.secrets.pepper_file).map_err(|error| {
-        Problem::new(&config.secrets.pepper_file, None, None, error.to_string()).to_string()
+        config
+            .locations
+            .problem(PEPPER_FILE_KEY, error.to_string())
+            .to_string()
     })?;
     let hasher = KeyedHasher::new(&pepper).map_err(|error| error.to_string())?;
     let customers = load_customers_with_settings(file, &customer_file_settings(config), &hasher)
@@ -234,18 +263,23 @@ async fn build_services(config: Config) -> Result<Services, StartError> {
     let invalid = |path: &Path, error: &dyn std::fmt::Display| {
         StartError::Invalid(Problem::new(path, None, None, error.to_string()).to_string())
     };
+    // Problems with a file that a config key names point at that key.
+    let invalid_value = |key: &str, error: &dyn std::fmt::Display| {
+        StartError::Invalid(config.locations.problem(key, error.to_string()).to_string())
+    };
 
     let pepper_file = &config.secrets.pepper_file;
-    let (pepper, created) =
-        load_or_create_pepper(pepper_file).map_err(|error| invalid(pepper_file, &error))?;
+    let (pepper, created) = load_or_create_pepper(pepper_file)
+        .map_err(|error| invalid_value(PEPPER_FILE_KEY, &error))?;
     if created {
         tracing::warn!(path = %pepper_file.display(), "created a new HMAC pepper; keep it secret and back it up");
     }
-    let hasher = KeyedHasher::new(&pepper).map_err(|error| invalid(pepper_file, &error))?;
+    let hasher =
+        KeyedHasher::new(&pepper).map_err(|error| invalid_value(PEPPER_FILE_KEY, &error))?;
 
     let key_file = &config.secrets.signing_key_file;
-    let (signer, created) =
-        TokenSigner::load_or_create(key_file).map_err(|error| invalid(key_file, &error))?;
+    let (signer, created) = TokenSigner::load_or_create(key_file)
+        .map_err(|error| invalid_value(SIGNING_KEY_FILE_KEY, &error))?;
     if created {
         tracing::warn!(path = %key_file.display(), kid = signer.kid(), "created a new token signing key; agent desktops must fetch the new JWK Set");
     }
@@ -271,7 +305,7 @@ async fn build_services(config: Config) -> Result<Services, StartError> {
         .map_err(|error| StartError::Invalid(format!("sms: {error}")))?;
 
     let prompts = PromptLibrary::load(&config.prompts.dir)
-        .map_err(|error| invalid(&config.prompts.dir, &error))?;
+        .map_err(|error| invalid_value(PROMPTS_DIR_KEY, &error))?;
 
     let media = MediaEngine::start_per_core()
         .map_err(|error| StartError::Invalid(format!("cannot start the media threads: {error}")))?;
@@ -419,3 +453,6 @@ async fn wait_for_signal() {
         let _ = interrupt.await;
     }
 }
+
+#[cfg(test)]
+mod check_tests;
