@@ -8,10 +8,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
+use tokio::time::Sleep;
 
 use crate::flow::CallPlan;
 use crate::sip::sdp::{self, Negotiated};
@@ -65,14 +67,9 @@ pub async fn run(
         draining: false,
     };
 
+    let mut endpoint_timer = DeadlineTimer::new();
     loop {
-        let deadline = task.endpoint.poll_timeout();
-        let sleep = async {
-            match deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        endpoint_timer.set(task.endpoint.poll_timeout());
 
         tokio::select! {
             Some(item) = inbound.recv() => task.receive(item).await,
@@ -80,7 +77,7 @@ pub async fn run(
                 task.apply(call, command);
             }
             Some(call) = answers_due_rx.recv() => task.answer_due(call),
-            () = sleep => task.endpoint.handle_timeout(Instant::now()),
+            () = endpoint_timer.wait() => task.endpoint.handle_timeout(Instant::now()),
             changed = shutdown.changed(), if !task.draining => {
                 if changed.is_err() || *shutdown.borrow() {
                     tracing::info!(active_calls = task.calls.len(), "draining: new calls get 503");
@@ -97,6 +94,62 @@ pub async fn run(
             tracing::info!(?counters, "all calls ended; SIP task stopped");
             return Ok(());
         }
+    }
+}
+
+/// The SIP task's timer for the endpoint's next deadline.
+///
+/// It keeps one `Sleep` and resets it only when the deadline changes, so a
+/// loop turn that leaves the deadline where it was costs no timer-wheel
+/// work. A new `Sleep` per turn added and removed a timer-wheel entry on
+/// every received message.
+struct DeadlineTimer {
+    /// The timer, pinned because `Sleep` is `!Unpin`.
+    sleep: Pin<Box<Sleep>>,
+    /// Deadline that `sleep` is set to. None when there is no deadline, or
+    /// when `sleep` has fired and must be reset before it fires again.
+    armed: Option<Instant>,
+}
+
+impl DeadlineTimer {
+    fn new() -> Self {
+        DeadlineTimer {
+            sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            armed: None,
+        }
+    }
+
+    /// Moves the timer to `deadline`, or disables it for None. Returns
+    /// whether the `Sleep` was reset, which happens only when the deadline
+    /// changed or the timer has fired since the last reset.
+    fn set(&mut self, deadline: Option<Instant>) -> bool {
+        if deadline == self.armed {
+            return false;
+        }
+
+        self.armed = deadline;
+        match deadline {
+            Some(deadline) => {
+                self.sleep.as_mut().reset(deadline.into());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Completes when the deadline has passed, and never while no deadline
+    /// is set. Dropping the future before it completes changes nothing, so
+    /// it is safe to use in `select!`.
+    async fn wait(&mut self) {
+        if self.armed.is_none() {
+            return std::future::pending().await;
+        }
+
+        self.sleep.as_mut().await;
+
+        // An elapsed `Sleep` stays ready until it is reset, so the next
+        // `set` must reset it even when the deadline is the same.
+        self.armed = None;
     }
 }
 
@@ -602,8 +655,53 @@ fn session_id() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{dialled_number, negotiate_reoffer, MediaSession};
+    use std::time::{Duration, Instant};
+
+    use super::{dialled_number, negotiate_reoffer, DeadlineTimer, MediaSession};
     use crate::sip::sdp::SdpError;
+
+    /// Upper bound on a wait that must end, so a broken timer fails the test instead of hanging it.
+    const WAIT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn deadline_timer_resets_only_on_change() {
+        let mut timer = DeadlineTimer::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+
+        assert!(timer.set(Some(deadline)), "a first deadline resets");
+        assert!(!timer.set(Some(deadline)), "the same deadline does not");
+        let later = deadline + Duration::from_millis(10);
+        assert!(timer.set(Some(later)), "a new deadline resets");
+        assert!(!timer.set(None), "no deadline disables without a reset");
+        assert!(timer.set(Some(later)), "a deadline after none resets");
+    }
+
+    #[tokio::test]
+    async fn deadline_timer_fires_then_rearms() {
+        let mut timer = DeadlineTimer::new();
+        let deadline = Instant::now() + Duration::from_millis(20);
+        timer.set(Some(deadline));
+
+        tokio::time::timeout(WAIT, timer.wait())
+            .await
+            .expect("the timer fires at its deadline");
+        assert!(Instant::now() >= deadline);
+
+        // A fired timer is reset even for the same deadline, and fires again at once.
+        assert!(timer.set(Some(deadline)));
+        tokio::time::timeout(WAIT, timer.wait())
+            .await
+            .expect("the timer fires again for a past deadline");
+    }
+
+    #[tokio::test]
+    async fn deadline_timer_without_deadline_waits() {
+        let mut timer = DeadlineTimer::new();
+        timer.set(None);
+
+        let waited = tokio::time::timeout(Duration::from_millis(50), timer.wait()).await;
+        assert!(waited.is_err(), "a timer without a deadline never fires");
+    }
 
     const LOCAL_RTP: &str = "127.0.0.1:40000";
 

@@ -66,6 +66,13 @@ const INBOUND_QUEUE: usize = 1024;
 /// Largest datagram read from a UDP socket: the largest UDP payload (RFC 768).
 const UDP_RECEIVE_BYTES: usize = 65_535;
 
+/// Receive buffer requested for each SIP UDP socket, in bytes. At the
+/// kernel default (net.core.rmem_default, 208 KiB on the benchmark machine
+/// of docs/benchmarks.md) the buffer filled while the SIP task was busy
+/// near saturation, and the kernel dropped datagrams (`Udp: RcvbufErrors`
+/// in /proc/net/snmp). 4 MiB has room for about 20 times as many datagrams.
+const UDP_RECEIVE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
 /// Size of one read from a TCP or TLS stream; messages spanning reads are joined by the framer.
 const STREAM_READ_BYTES: usize = 16 * 1024;
 
@@ -176,6 +183,7 @@ impl SipListeners {
             let local = socket
                 .local_addr()
                 .map_err(|source| bind_error(Transport::Udp, *address, source))?;
+            size_receive_buffer(&socket, local);
             bound.udp.push((local, Arc::new(socket)));
         }
 
@@ -251,6 +259,98 @@ pub(crate) fn load_certificates(
         });
     }
     Ok(certificates)
+}
+
+/// Enlarges the receive buffer of the SIP UDP socket bound to `local` to
+/// [`UDP_RECEIVE_BUFFER_BYTES`] and logs the size granted. A failure is
+/// logged and leaves the kernel default, because the socket works without
+/// a larger buffer, only with more drops under load.
+fn size_receive_buffer(socket: &UdpSocket, local: SocketAddr) {
+    let requested_bytes = UDP_RECEIVE_BUFFER_BYTES;
+    let buffer = match enlarge_receive_buffer(socket2::SockRef::from(socket), requested_bytes) {
+        Ok(buffer) => buffer,
+        Err(error) => {
+            tracing::warn!(%local, %error, requested_bytes, "setting the SIP UDP receive buffer failed; the kernel default stays");
+            return;
+        }
+    };
+
+    // Linux reports twice the size set, counting its bookkeeping overhead
+    // (socket(7)), so a granted size below the request means a cap.
+    let granted_bytes = buffer.granted_bytes;
+    tracing::info!(%local, requested_bytes, granted_bytes, forced = buffer.forced, "SIP UDP receive buffer set");
+    if granted_bytes < requested_bytes {
+        tracing::warn!(%local, requested_bytes, granted_bytes, "SIP UDP receive buffer is smaller than requested; raise net.core.rmem_max or give the service CAP_NET_ADMIN");
+    }
+}
+
+/// Receive buffer size of a socket after [`enlarge_receive_buffer`].
+#[derive(Clone, Copy, Debug)]
+struct ReceiveBuffer {
+    /// SO_RCVBUF as the kernel reports it after the change.
+    granted_bytes: usize,
+    /// Whether SO_RCVBUFFORCE was accepted, so that net.core.rmem_max did not cap the size.
+    forced: bool,
+}
+
+/// Asks for a receive buffer of `bytes`: with SO_RCVBUFFORCE first, which
+/// needs CAP_NET_ADMIN, then with SO_RCVBUF, which the kernel caps at
+/// net.core.rmem_max. Returns the size granted.
+fn enlarge_receive_buffer(
+    socket: socket2::SockRef<'_>,
+    bytes: usize,
+) -> std::io::Result<ReceiveBuffer> {
+    let forced = match force_receive_buffer(&socket, bytes) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::debug!(%error, "SO_RCVBUFFORCE failed; setting SO_RCVBUF instead");
+            socket.set_recv_buffer_size(bytes)?;
+            false
+        }
+    };
+
+    let granted_bytes = socket.recv_buffer_size()?;
+    Ok(ReceiveBuffer {
+        granted_bytes,
+        forced,
+    })
+}
+
+/// Sets SO_RCVBUFFORCE: SO_RCVBUF without the net.core.rmem_max cap, which
+/// Linux permits only with CAP_NET_ADMIN (socket(7)). socket2 has no call
+/// for it.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn force_receive_buffer(socket: &socket2::SockRef<'_>, bytes: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+
+    let value = libc::c_int::try_from(bytes)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let length = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+
+    // SAFETY: the descriptor stays open for the call because `socket`
+    // borrows it. `optval` points to `value`, a c_int that outlives the
+    // call, and `optlen` is its size, which is what SO_RCVBUFFORCE reads.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            std::ptr::from_ref(&value).cast(),
+            length,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// SO_RCVBUFFORCE exists only on Linux; elsewhere SO_RCVBUF is used.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn force_receive_buffer(_socket: &socket2::SockRef<'_>, _bytes: usize) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 fn bind_error(transport: Transport, address: SocketAddr, source: std::io::Error) -> TransportError {
@@ -481,6 +581,13 @@ impl Transports {
 }
 
 /// Reads datagrams from one UDP socket until the SIP task stops.
+///
+/// One receive buffer serves every datagram; each message is copied out at
+/// its own length, because the SIP task takes ownership of it.
+// NOTE: after each datagram, tokio's `recv_from` calls recvfrom again and
+// gets EAGAIN before the task sleeps, so a lone datagram costs two system
+// calls. Avoiding that needs batching (recvmmsg), which saves little at
+// SIP message rates.
 async fn read_udp(local: SocketAddr, socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
     let mut buffer = vec![0u8; UDP_RECEIVE_BYTES];
     loop {
@@ -1173,6 +1280,55 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(&pong, b"\r\n");
+    }
+
+    /// Returns SO_RCVBUF of `socket` as the kernel reports it.
+    fn receive_buffer_bytes(socket: &UdpSocket) -> usize {
+        socket2::SockRef::from(socket)
+            .recv_buffer_size()
+            .expect("SO_RCVBUF can be read")
+    }
+
+    #[tokio::test]
+    async fn udp_receive_buffer_above_default() {
+        let bound = SipListeners {
+            udp: vec!["127.0.0.1:0".parse().unwrap()],
+            ..SipListeners::default()
+        }
+        .bind()
+        .await
+        .expect("the UDP socket binds on loopback");
+        let (_, socket) = &bound.udp[0];
+        let plain = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+
+        let granted = receive_buffer_bytes(socket);
+        let default = receive_buffer_bytes(&plain);
+        assert!(
+            granted > default,
+            "SIP socket has {granted} bytes, a plain socket {default}"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn receive_buffer_forced_or_capped() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let requested = UDP_RECEIVE_BUFFER_BYTES;
+
+        let buffer = enlarge_receive_buffer(socket2::SockRef::from(&socket), requested)
+            .expect("the receive buffer can be set");
+
+        // Linux reports twice the size set (socket(7)).
+        if buffer.forced {
+            assert_eq!(buffer.granted_bytes, 2 * requested);
+            return;
+        }
+        let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .expect("net.core.rmem_max is readable")
+            .trim()
+            .parse()
+            .expect("net.core.rmem_max is a number");
+        assert_eq!(buffer.granted_bytes, 2 * requested.min(rmem_max));
     }
 
     #[tokio::test]

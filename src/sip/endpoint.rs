@@ -18,7 +18,7 @@ use super::message::{
     build_response, split_header_values, IncomingRequest, IncomingResponse, MessageError,
     RawMessage, ResponseParts,
 };
-use super::timer::{Timer, TimerTable, T1, TIMEOUT_64_T1};
+use super::timer::{Timer, TimerIndex, TimerTable, T1, TIMEOUT_64_T1};
 use super::transaction::{
     ClientPurpose, ClientTransaction, InviteServerState, ServerKey, ServerKind, ServerTransaction,
 };
@@ -201,6 +201,9 @@ pub struct Endpoint {
     calls: HashMap<CallHandle, Call>,
     /// Dialog index for requests with a To tag.
     dialogs: HashMap<DialogKey, CallHandle>,
+    /// Deadlines of the timers of all transactions and calls, so that
+    /// `poll_timeout` and `handle_timeout` need not visit every one of them.
+    timer_index: TimerIndex<TimerOwner>,
     /// Datagrams waiting for the driver.
     transmits: VecDeque<Transmit>,
     /// Events waiting for the application.
@@ -230,6 +233,7 @@ impl Endpoint {
             client_transactions: HashMap::new(),
             calls: HashMap::new(),
             dialogs: HashMap::new(),
+            timer_index: TimerIndex::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_handle: 1,
@@ -351,33 +355,33 @@ impl Endpoint {
 
     /// Driver calls it when `poll_timeout()` has passed; spurious calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let server_keys: Vec<ServerKey> = self
-            .server_transactions
-            .iter()
-            .filter(|(_, transaction)| transaction.timers.earliest().is_some_and(|at| at <= now))
-            .map(|(key, _)| key.clone())
-            .collect();
+        let server_transactions = &self.server_transactions;
+        let client_transactions = &self.client_transactions;
+        let calls = &self.calls;
+        let due = self.timer_index.take_due(now, |owner| {
+            armed_earliest(server_transactions, client_transactions, calls, owner)
+        });
+
+        // Server transactions first, then client transactions, then calls:
+        // the order in which the endpoint has always fired them.
+        let mut server_keys = Vec::new();
+        let mut client_keys = Vec::new();
+        let mut call_handles = Vec::new();
+        for owner in due {
+            match owner {
+                TimerOwner::Server(key) => server_keys.push(key),
+                TimerOwner::Client(branch) => client_keys.push(branch),
+                TimerOwner::Call(handle) => call_handles.push(handle),
+            }
+        }
+
         for key in server_keys {
             self.expire_server_timers(now, &key);
         }
-
-        let client_keys: Vec<String> = self
-            .client_transactions
-            .iter()
-            .filter(|(_, transaction)| transaction.timers.earliest().is_some_and(|at| at <= now))
-            .map(|(key, _)| key.clone())
-            .collect();
         for key in client_keys {
             self.expire_client_timers(now, &key);
         }
-
-        let calls: Vec<CallHandle> = self
-            .calls
-            .iter()
-            .filter(|(_, call)| call.timers.earliest().is_some_and(|at| at <= now))
-            .map(|(handle, _)| *handle)
-            .collect();
-        for handle in calls {
+        for handle in call_handles {
             self.expire_call_timers(now, handle);
         }
     }
@@ -395,8 +399,29 @@ impl Endpoint {
     }
 
     /// Returns the earliest armed timer; the driver calls `handle_timeout` once it has passed.
+    ///
+    /// Costs O(log n) for n armed timers, plus the stale index entries it
+    /// drops on the way, so the driver may call it on every loop turn.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let tables =
+            self.server_transactions.len() + self.client_transactions.len() + self.calls.len();
+        if self.timer_index.needs_rebuild(tables) {
+            self.rebuild_timer_index();
+        }
+
+        let server_transactions = &self.server_transactions;
+        let client_transactions = &self.client_transactions;
+        let calls = &self.calls;
+        self.timer_index.earliest(|owner| {
+            armed_earliest(server_transactions, client_transactions, calls, owner)
+        })
+    }
+
+    /// Returns the earliest armed timer by visiting every transaction and
+    /// call: the scan that `poll_timeout` replaced, kept as the tests' oracle.
+    #[cfg(test)]
+    pub(crate) fn poll_timeout_by_scan(&self) -> Option<Instant> {
         let server = self
             .server_transactions
             .values()
@@ -471,7 +496,12 @@ impl Endpoint {
         };
         transaction.last_response = Some(response.clone());
         transaction.timers = TimerTable::default();
-        transaction.timers.set(Timer::L, now + TIMEOUT_64_T1);
+        self.timer_index.arm(
+            &mut transaction.timers,
+            TimerOwner::Server(invite_key),
+            Timer::L,
+            now + TIMEOUT_64_T1,
+        );
         let route = transaction.route;
 
         self.send(route, response.clone());
@@ -484,12 +514,27 @@ impl Endpoint {
                 retransmit_interval: T1,
                 reinvite: false,
             });
-            entry.timers.set(Timer::Retransmit2xx, now + T1);
-            entry.timers.set(Timer::H, now + TIMEOUT_64_T1);
+            let owner = TimerOwner::Call(call);
+            let index = &mut self.timer_index;
+            index.arm(
+                &mut entry.timers,
+                owner.clone(),
+                Timer::Retransmit2xx,
+                now + T1,
+            );
+            index.arm(
+                &mut entry.timers,
+                owner.clone(),
+                Timer::H,
+                now + TIMEOUT_64_T1,
+            );
             if let Some(interval) = session_interval {
-                entry
-                    .timers
-                    .set(Timer::SessionExpires, now + session_expiry_delay(interval));
+                index.arm(
+                    &mut entry.timers,
+                    owner,
+                    Timer::SessionExpires,
+                    now + session_expiry_delay(interval),
+                );
             }
             tracing::info!(call_id = %entry.call_id, state = "answered", "dialog state changed");
         }
@@ -600,6 +645,24 @@ impl Endpoint {
             .ok_or(EndpointError::UnknownCall { call })
     }
 
+    /// Replaces the timer index with the deadlines armed now, dropping its
+    /// stale entries.
+    fn rebuild_timer_index(&mut self) {
+        let server = self
+            .server_transactions
+            .iter()
+            .map(|(key, transaction)| (TimerOwner::Server(key.clone()), &transaction.timers));
+        let client = self
+            .client_transactions
+            .iter()
+            .map(|(branch, transaction)| (TimerOwner::Client(branch.clone()), &transaction.timers));
+        let calls = self
+            .calls
+            .iter()
+            .map(|(handle, call)| (TimerOwner::Call(*handle), &call.timers));
+        self.timer_index.rebuild(server.chain(client).chain(calls));
+    }
+
     /// Returns our Contact for the dialog of `call`: the listener and transport
     /// the INVITE came in on, and a sips URI when the INVITE's was one
     /// (RFC 3261 §12.1.1).
@@ -685,3 +748,4 @@ mod uac;
 mod uas;
 
 use reinvite::{session_expiry_delay, session_timer_headers};
+use timers::{armed_earliest, TimerOwner};

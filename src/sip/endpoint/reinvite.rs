@@ -10,7 +10,7 @@ use super::super::message::{
 use super::super::timer::{Timer, TimerTable, T1, TIMEOUT_64_T1};
 use super::super::transaction::{InviteServerState, ServerKey, ServerKind, ServerTransaction};
 use super::super::transport::Route;
-use super::{Endpoint, EndpointError, Event, ALLOW, SUPPORTED};
+use super::{Endpoint, EndpointError, Event, TimerOwner, ALLOW, SUPPORTED};
 
 /// Smallest session interval we accept, sent in Min-SE of a 422. RFC 4028 §4
 /// forbids a Min-SE below 90 seconds; a larger value would only cost calls
@@ -143,7 +143,12 @@ impl Endpoint {
         };
         transaction.last_response = Some(response.clone());
         transaction.timers = TimerTable::default();
-        transaction.timers.set(Timer::L, now + TIMEOUT_64_T1);
+        self.timer_index.arm(
+            &mut transaction.timers,
+            TimerOwner::Server(key),
+            Timer::L,
+            now + TIMEOUT_64_T1,
+        );
         let route = transaction.route;
         let cseq = transaction
             .request
@@ -164,12 +169,27 @@ impl Endpoint {
                 retransmit_interval: T1,
                 reinvite: true,
             });
-            entry.timers.set(Timer::Retransmit2xx, now + T1);
-            entry.timers.set(Timer::H, now + TIMEOUT_64_T1);
+            let owner = TimerOwner::Call(call);
+            let index = &mut self.timer_index;
+            index.arm(
+                &mut entry.timers,
+                owner.clone(),
+                Timer::Retransmit2xx,
+                now + T1,
+            );
+            index.arm(
+                &mut entry.timers,
+                owner.clone(),
+                Timer::H,
+                now + TIMEOUT_64_T1,
+            );
             match session_interval {
-                Some(interval) => entry
-                    .timers
-                    .set(Timer::SessionExpires, now + session_expiry_delay(interval)),
+                Some(interval) => index.arm(
+                    &mut entry.timers,
+                    owner,
+                    Timer::SessionExpires,
+                    now + session_expiry_delay(interval),
+                ),
                 None => entry.timers.clear(Timer::SessionExpires),
             }
             entry.state = CallState::Answered;

@@ -1,11 +1,45 @@
-//! Expiry of the transaction and dialog timers.
+//! Expiry of the transaction and dialog timers, and the owners that the
+//! endpoint's timer index names.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
-use super::super::call::CallHandle;
+use super::super::call::{Call, CallHandle};
 use super::super::timer::{next_retransmit_interval, Timer, TimerTable, T2};
-use super::super::transaction::{ClientPurpose, ClientState, ServerKey, ServerKind};
+use super::super::transaction::{
+    ClientPurpose, ClientState, ClientTransaction, ServerKey, ServerKind, ServerTransaction,
+};
 use super::{transmit_on, EndCause, Endpoint};
+
+/// The transaction or call whose timer table an entry of the endpoint's
+/// [`TimerIndex`](super::super::timer::TimerIndex) belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) enum TimerOwner {
+    /// A server transaction, by its key in `server_transactions`.
+    Server(ServerKey),
+    /// A client transaction, by its branch in `client_transactions`.
+    Client(String),
+    /// The dialog timers of a call.
+    Call(CallHandle),
+}
+
+/// Returns the earliest deadline armed in `owner`'s timer table, or None
+/// when the owner is gone or has no timer armed.
+///
+/// It takes the three maps instead of the endpoint, so that it can run
+/// while the endpoint's timer index is borrowed mutably.
+pub(super) fn armed_earliest(
+    server_transactions: &HashMap<ServerKey, ServerTransaction>,
+    client_transactions: &HashMap<String, ClientTransaction>,
+    calls: &HashMap<CallHandle, Call>,
+    owner: &TimerOwner,
+) -> Option<Instant> {
+    match owner {
+        TimerOwner::Server(key) => server_transactions.get(key)?.timers.earliest(),
+        TimerOwner::Client(branch) => client_transactions.get(branch)?.timers.earliest(),
+        TimerOwner::Call(handle) => calls.get(handle)?.timers.earliest(),
+    }
+}
 
 impl Endpoint {
     pub(super) fn expire_server_timers(&mut self, now: Instant, key: &ServerKey) {
@@ -21,7 +55,12 @@ impl Endpoint {
                     } = &mut transaction.kind
                     {
                         *retransmit_interval = next_retransmit_interval(*retransmit_interval);
-                        transaction.timers.set(Timer::G, now + *retransmit_interval);
+                        self.timer_index.arm(
+                            &mut transaction.timers,
+                            TimerOwner::Server(key.clone()),
+                            Timer::G,
+                            now + *retransmit_interval,
+                        );
                     }
                     if let Some(response) = transaction.last_response.clone() {
                         self.transmits
@@ -58,9 +97,12 @@ impl Endpoint {
                         }
                         ClientState::Proceeding | ClientState::Completed => T2,
                     };
-                    transaction
-                        .timers
-                        .set(Timer::E, now + transaction.retransmit_interval);
+                    self.timer_index.arm(
+                        &mut transaction.timers,
+                        TimerOwner::Client(key.to_string()),
+                        Timer::E,
+                        now + transaction.retransmit_interval,
+                    );
                     self.transmits
                         .push_back(transmit_on(transaction.route, transaction.request.clone()));
                 }
@@ -100,8 +142,12 @@ impl Endpoint {
                     if let Some(pending) = &mut call.pending_2xx {
                         pending.retransmit_interval =
                             next_retransmit_interval(pending.retransmit_interval);
-                        call.timers
-                            .set(Timer::Retransmit2xx, now + pending.retransmit_interval);
+                        self.timer_index.arm(
+                            &mut call.timers,
+                            TimerOwner::Call(handle),
+                            Timer::Retransmit2xx,
+                            now + pending.retransmit_interval,
+                        );
                         self.transmits
                             .push_back(transmit_on(call.route, pending.response.clone()));
                     }

@@ -9,7 +9,7 @@ use super::super::timer::{Timer, TimerTable, T1, T4, TIMEOUT_64_T1};
 use super::super::transaction::{
     ClientPurpose, ClientState, ClientTransaction, BRANCH_MAGIC_COOKIE,
 };
-use super::{contact_for, EndCause, Endpoint, EndpointError, Event, MAX_FORWARDS};
+use super::{contact_for, EndCause, Endpoint, EndpointError, Event, TimerOwner, MAX_FORWARDS};
 
 impl Endpoint {
     /// Sends BYE or REFER in the call's dialog as a new non-INVITE client transaction.
@@ -69,10 +69,13 @@ impl Endpoint {
         self.send(route, request.clone());
         // RFC 3261 §17.1.2.2: Timer E retransmits only over unreliable transports.
         let mut timers = TimerTable::default();
+        let owner = TimerOwner::Client(branch.clone());
         if !route.transport.is_stream() {
-            timers.set(Timer::E, now + T1);
+            self.timer_index
+                .arm(&mut timers, owner.clone(), Timer::E, now + T1);
         }
-        timers.set(Timer::F, now + TIMEOUT_64_T1);
+        self.timer_index
+            .arm(&mut timers, owner, Timer::F, now + TIMEOUT_64_T1);
         self.client_transactions.insert(
             branch,
             ClientTransaction {
@@ -116,7 +119,12 @@ impl Endpoint {
 
         transaction.state = ClientState::Completed;
         transaction.timers = TimerTable::default();
-        transaction.timers.set(Timer::K, now + T4);
+        self.timer_index.arm(
+            &mut transaction.timers,
+            TimerOwner::Client(branch),
+            Timer::K,
+            now + T4,
+        );
         let (call, purpose) = (transaction.call, transaction.purpose);
         self.finish_client_transaction(now, call, purpose, response.status);
     }

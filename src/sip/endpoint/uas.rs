@@ -12,7 +12,9 @@ use super::super::message::{
 use super::super::timer::{Timer, TimerTable, T1, T4, TIMEOUT_64_T1};
 use super::super::transaction::{InviteServerState, ServerKey, ServerKind, ServerTransaction};
 use super::super::transport::{Received, Route};
-use super::{EndCause, Endpoint, Event, IncomingCall, ALLOW, DEFAULT_SIP_PORT, SUPPORTED};
+use super::{
+    EndCause, Endpoint, Event, IncomingCall, TimerOwner, ALLOW, DEFAULT_SIP_PORT, SUPPORTED,
+};
 
 impl Endpoint {
     pub(super) fn handle_request(
@@ -191,10 +193,16 @@ impl Endpoint {
         }
 
         self.send(destination, response.clone());
+        let key = ServerKey::of(request);
         let mut timers = TimerTable::default();
-        timers.set(Timer::J, now + TIMEOUT_64_T1);
+        self.timer_index.arm(
+            &mut timers,
+            TimerOwner::Server(key.clone()),
+            Timer::J,
+            now + TIMEOUT_64_T1,
+        );
         self.server_transactions.insert(
-            ServerKey::of(request),
+            key,
             ServerTransaction {
                 kind: ServerKind::NonInvite,
                 route: destination,
@@ -226,7 +234,12 @@ impl Endpoint {
                 if *state == InviteServerState::Completed {
                     *state = InviteServerState::Confirmed;
                     transaction.timers = TimerTable::default();
-                    transaction.timers.set(Timer::I, now + T4);
+                    self.timer_index.arm(
+                        &mut transaction.timers,
+                        TimerOwner::Server(invite_key),
+                        Timer::I,
+                        now + T4,
+                    );
                 }
                 if *state != InviteServerState::Accepted {
                     return;
@@ -309,10 +322,16 @@ impl Endpoint {
             server: &self.config.user_agent,
         });
         self.send(destination, response.clone());
+        let key = ServerKey::of(request);
         let mut timers = TimerTable::default();
-        timers.set(Timer::J, now + TIMEOUT_64_T1);
+        self.timer_index.arm(
+            &mut timers,
+            TimerOwner::Server(key.clone()),
+            Timer::J,
+            now + TIMEOUT_64_T1,
+        );
         self.server_transactions.insert(
-            ServerKey::of(request),
+            key,
             ServerTransaction {
                 kind: ServerKind::NonInvite,
                 route: destination,
@@ -633,10 +652,13 @@ impl Endpoint {
         self.send(destination, response.clone());
         // RFC 3261 §17.2.1: Timer G retransmits only over unreliable transports.
         let mut timers = TimerTable::default();
+        let owner = TimerOwner::Server(key.clone());
         if !destination.transport.is_stream() {
-            timers.set(Timer::G, now + T1);
+            self.timer_index
+                .arm(&mut timers, owner.clone(), Timer::G, now + T1);
         }
-        timers.set(Timer::H, now + TIMEOUT_64_T1);
+        self.timer_index
+            .arm(&mut timers, owner, Timer::H, now + TIMEOUT_64_T1);
         self.server_transactions.insert(
             key,
             ServerTransaction {

@@ -5,6 +5,7 @@ mod dialogs;
 mod foreign_source;
 mod framing;
 mod matching;
+mod timeouts;
 mod transports;
 
 use super::*;
