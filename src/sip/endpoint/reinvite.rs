@@ -17,6 +17,13 @@ use super::{Endpoint, EndpointError, Event, TimerOwner, ALLOW, SUPPORTED};
 /// from peers that ask for a short interval.
 pub(crate) const MIN_SESSION_EXPIRES: Duration = Duration::from_secs(90);
 
+/// Largest session interval we accept; a larger request is lowered to it
+/// in the 2xx, which RFC 4028 §9 allows the UAS. It is the interval RFC 4028
+/// §4 recommends, longer than the service's maximum call duration, and it
+/// keeps `now + interval` far from the end of `Instant`'s range, whatever
+/// number the peer sends.
+pub(crate) const MAX_SESSION_EXPIRES: Duration = Duration::from_secs(1800);
+
 /// Largest margin before expiry at which we send BYE (RFC 4028 §10: the
 /// smaller of 32 seconds and a third of the session interval).
 const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(32);
@@ -63,7 +70,7 @@ pub(crate) fn negotiate_session_timer(request: &RawMessage) -> SessionTimerOutco
         return SessionTimerOutcome::None;
     }
 
-    let interval = Duration::from_secs(seconds);
+    let interval = Duration::from_secs(seconds).min(MAX_SESSION_EXPIRES);
     if interval < MIN_SESSION_EXPIRES {
         return SessionTimerOutcome::TooSmall;
     }

@@ -262,6 +262,35 @@ fn session_timer_sends_bye_without_refresh() {
 }
 
 #[test]
+fn session_timer_lowers_huge_interval() {
+    let mut endpoint = new_endpoint();
+    let start = Instant::now();
+    let extra = "Supported: timer\r\nSession-Expires: 18446744073709551615\r\n";
+    feed(
+        &mut endpoint,
+        start,
+        &invite_with("z9hG4bKhuge", extra, true),
+    );
+    let _ = transmits(&mut endpoint);
+    let Some(Event::IncomingCall(incoming)) = events(&mut endpoint).pop() else {
+        panic!("expected IncomingCall");
+    };
+
+    endpoint
+        .accept_call(start, incoming.call, SDP_ANSWER.to_vec())
+        .unwrap();
+
+    let sent = transmits(&mut endpoint);
+    assert_eq!(
+        header(&sent[0], "Session-Expires").as_deref(),
+        Some("1800;refresher=uac")
+    );
+    assert!(endpoint
+        .poll_timeout()
+        .is_some_and(|deadline| deadline <= start + Duration::from_secs(1800)));
+}
+
+#[test]
 fn session_refresh_postpones_expiry() {
     let mut endpoint = new_endpoint();
     let start = Instant::now();

@@ -135,20 +135,21 @@ fn confirm_with(
 fn stale_entries_stay_bounded() {
     let mut endpoint = new_endpoint();
     let start = Instant::now();
-    let one_day = "Supported: timer\r\nSession-Expires: 86400\r\n";
+    let longest = "Supported: timer\r\nSession-Expires: 1800\r\n";
 
-    // The first call's session expiry stays the earliest deadline, so the
-    // stale entries behind it never reach the top of the heap.
-    let _ = confirm_with(&mut endpoint, start, "first@127.0.0.1", one_day);
+    // The first call's session expiry (after 1,768 s) stays the earliest
+    // deadline, so the stale entries behind it never reach the top of the
+    // heap.
+    let _ = confirm_with(&mut endpoint, start, "first@127.0.0.1", longest);
     let (call, tag) = confirm_with(&mut endpoint, start, "second@127.0.0.1", "");
 
-    // Each refresh of the second call moves its one-day expiry 40 s on and
-    // leaves the previous expiry behind as a stale entry.
-    let extra = format!("Contact: <sip:caller@127.0.0.1:5070>\r\n{one_day}");
+    // Each refresh of the second call moves its expiry 1 s on and leaves
+    // the previous expiry behind as a stale entry.
+    let extra = format!("Contact: <sip:caller@127.0.0.1:5070>\r\n{longest}");
     let refreshes = REBUILD_MIN_ENTRIES as u32 + 200;
     let mut now = start;
     for cseq in 2..refreshes + 2 {
-        now += Duration::from_secs(40);
+        now += Duration::from_secs(1);
         let _ = run_until(&mut endpoint, now);
         let branch = format!("z9hG4bKrefresh{cseq}");
         let reinvite = request("INVITE", &branch, cseq, Some(&tag), &extra, "")
