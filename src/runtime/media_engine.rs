@@ -10,8 +10,10 @@
 //! A task per call with its own 20 ms timer costs a timer wake-up and a
 //! task switch per frame, and the call count multiplies them. Here the
 //! wake-ups are a fixed 1,000 per second per thread, whatever the number
-//! of calls, and spreading the streams over 20 slots keeps each wake-up's
-//! send burst short, so received key presses wait at most one slot.
+//! of calls or packets: the thread sleeps until its next slot and then
+//! collects every socket that became readable meanwhile. Spreading the
+//! streams over 20 slots keeps each wake-up's send burst short, so
+//! received key presses wait at most about one slot.
 //!
 //! The call task drives the flow and talks to its stream through a
 //! [`MediaStream`] handle: commands go in (play, stop, new media), and
@@ -345,7 +347,16 @@ impl MediaThread {
             let timeout = if self.streams.is_empty() {
                 None
             } else {
-                Some(self.next_slot_at.saturating_duration_since(Instant::now()))
+                // Sleep through to the next slot instead of waking for each
+                // datagram, then take everything that arrived meanwhile
+                // from one epoll_wait that does not block. A key press waits
+                // at most one slot, and the wake-ups stay at one per slot
+                // whatever the packet rate.
+                let wait = self.next_slot_at.saturating_duration_since(Instant::now());
+                if !wait.is_zero() {
+                    std::thread::sleep(wait);
+                }
+                Some(Duration::ZERO)
             };
             if let Err(error) = self.poll.poll(&mut events, timeout) {
                 if error.kind() != io::ErrorKind::Interrupted {
