@@ -321,10 +321,6 @@ struct MediaThread {
 
     /// Set when the command channel closed: no new streams will come.
     closing: bool,
-
-    /// Whether the thread runs under SCHED_FIFO, so that its 1 ms wake-ups
-    /// preempt the SIP and call tasks on a busy core.
-    realtime: bool,
 }
 
 impl MediaThread {
@@ -338,25 +334,11 @@ impl MediaThread {
             next_slot_at: Instant::now(),
             unread: Vec::new(),
             closing: false,
-            realtime: false,
         }
     }
 
     /// Runs until the engine is dropped and every stream has closed.
     fn run(mut self) {
-        match set_realtime(true) {
-            Ok(()) => {
-                self.realtime = true;
-                tracing::info!(
-                    priority = REALTIME_PRIORITY,
-                    "media thread runs at real-time priority (SCHED_FIFO)"
-                );
-            }
-            Err(error) => tracing::info!(
-                %error,
-                "media thread runs at normal priority; allow real-time priority with CAP_SYS_NICE or LimitRTPRIO={REALTIME_PRIORITY} for steadier RTP pacing on a busy core"
-            ),
-        }
         let mut events = Events::with_capacity(EVENT_CAPACITY);
         let mut buffer = [0u8; RTP_BUFFER_BYTES];
         let mut packet = [0u8; RTP_BUFFER_BYTES];
@@ -544,19 +526,6 @@ impl MediaThread {
                 "media thread fell behind; skipping frames"
             );
             self.next_slot_at = now;
-
-            // A real-time thread that cannot keep up would never sleep and
-            // would starve the SIP task on its core, so it drops back to
-            // normal priority for the rest of its life.
-            if self.realtime {
-                self.realtime = false;
-                match set_realtime(false) {
-                    Ok(()) => tracing::warn!("media thread overloaded; back to normal priority"),
-                    Err(error) => {
-                        tracing::error!(%error, "media thread overloaded and cannot leave real-time priority")
-                    }
-                }
-            }
         }
 
         while self.next_slot_at <= now {
@@ -573,33 +542,6 @@ impl MediaThread {
                 }
             }
         }
-    }
-}
-
-/// SCHED_FIFO priority of the media threads (1 to 99). Low, so that the
-/// kernel's own real-time threads still come first.
-const REALTIME_PRIORITY: i32 = 10;
-
-/// Moves the calling thread to SCHED_FIFO at [`REALTIME_PRIORITY`], or back
-/// to SCHED_OTHER. Needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least the
-/// priority (systemd's `LimitRTPRIO=`); without them it fails with EPERM.
-fn set_realtime(on: bool) -> io::Result<()> {
-    let (policy, priority) = if on {
-        (libc::SCHED_FIFO, REALTIME_PRIORITY)
-    } else {
-        (libc::SCHED_OTHER, 0)
-    };
-    let parameters = libc::sched_param {
-        sched_priority: priority,
-    };
-
-    // SAFETY: pid 0 names the calling thread, and `parameters` is a valid
-    // sched_param that outlives the call.
-    let result = unsafe { libc::sched_setscheduler(0, policy, &parameters) };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 
