@@ -81,6 +81,13 @@ impl Player {
         }
     }
 
+    /// Switches to another codec's frames, for a re-INVITE that changed the
+    /// codec. Both codecs have the same frames, so playback goes on from
+    /// the same 20 ms position and the queue is kept.
+    pub fn set_codec(&mut self, codec: Codec) {
+        self.codec = codec;
+    }
+
     /// Appends a prompt to the queue. It plays after those already queued.
     pub fn enqueue(&mut self, prompt: Arc<Prompt>) {
         self.queue.push_back(prompt);

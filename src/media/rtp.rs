@@ -151,6 +151,13 @@ impl RtpSender {
         }
     }
 
+    /// Advances the timestamp by `samples` without sending, for a period in
+    /// which nothing was sent (the call on hold). RFC 3550 §5.1 has the
+    /// timestamp follow the sampling clock across such a gap.
+    pub fn skip(&mut self, samples: u32) {
+        self.next_timestamp = self.next_timestamp.wrapping_add(samples);
+    }
+
     /// Returns the SSRC this sender writes.
     pub fn ssrc(&self) -> u32 {
         self.ssrc

@@ -62,6 +62,9 @@ const SLOT_COUNT: usize = (FRAME_INTERVAL.as_millis() / SLOT_WIDTH.as_millis()) 
 /// restarts from now.
 const MAX_LAG: Duration = Duration::from_millis(200);
 
+/// Samples in one frame: 20 ms at 8 kHz, the RTP timestamp step.
+const SAMPLES_PER_FRAME: u32 = 160;
+
 /// Largest RTP packet we read. G.711 at 60 ms is 480 bytes plus header;
 /// anything longer is not audio we negotiated.
 const RTP_BUFFER_BYTES: usize = 1500;
@@ -582,6 +585,10 @@ struct MediaPath {
     /// Sequence number, timestamp and SSRC of what we send.
     sender: RtpSender,
 
+    /// Whether frame periods passed without a packet (on hold), so that
+    /// the next packet carries the marker bit (RFC 3551 §4.1).
+    paused: bool,
+
     /// RFC 4733 receiver on the negotiated telephone-event payload type.
     telephone_events: Option<Rfc4733Receiver>,
 
@@ -606,6 +613,7 @@ impl MediaPath {
             negotiated: None,
             player: Player::new(codec),
             sender: RtpSender::new()?,
+            paused: false,
             telephone_events: None,
             inband: None,
             last_received: now,
@@ -623,9 +631,9 @@ impl MediaPath {
             .as_ref()
             .is_some_and(|current| current.codec != negotiated.codec);
         if codec_changed {
-            // Frames are per codec, so the queue cannot continue; the flow
-            // repeats its question when the caller does not answer.
-            self.player = Player::new(negotiated.codec);
+            // The flow waits for the queue to drain, so the queue must go
+            // on in the new codec rather than be dropped.
+            self.player.set_codec(negotiated.codec);
         }
         self.apply(negotiated, now);
     }
@@ -676,6 +684,8 @@ impl MediaPath {
     fn next_packet(&mut self, packet: &mut [u8]) -> Option<(SocketAddr, usize, bool)> {
         let negotiated = self.negotiated.as_ref()?;
         if negotiated.on_hold {
+            self.sender.skip(SAMPLES_PER_FRAME);
+            self.paused = true;
             return None;
         }
 
@@ -684,9 +694,10 @@ impl MediaPath {
             PlayerOutput::Silence(frame) => (frame, false),
             PlayerOutput::Drained(frame) => (frame, true),
         };
+        let marker = std::mem::take(&mut self.paused);
         let length = self
             .sender
-            .write_packet(negotiated.audio_payload_type, frame, false, packet);
+            .write_packet(negotiated.audio_payload_type, frame, marker, packet);
         Some((negotiated.remote_rtp, length, drained))
     }
 
@@ -817,6 +828,61 @@ mod tests {
             vec![false, false, true],
             "two frames left, then drained"
         );
+    }
+
+    #[test]
+    fn path_marks_resume_after_hold() {
+        let now = Instant::now();
+        let mut path = MediaPath::new(Some(negotiated(caller(), true)), now).unwrap();
+        let mut buffer = [0u8; RTP_BUFFER_BYTES];
+        let (_, length, _) = path.next_packet(&mut buffer).unwrap();
+        let before = RtpPacket::parse(&buffer[..length]).unwrap();
+        let (before_timestamp, before_sequence) = (before.timestamp, before.sequence_number);
+
+        let mut held = negotiated(caller(), true);
+        held.on_hold = true;
+        path.update(held, now);
+        for _ in 0..50 {
+            assert_eq!(path.next_packet(&mut buffer), None);
+        }
+        path.update(negotiated(caller(), true), now);
+        let (_, length, _) = path.next_packet(&mut buffer).unwrap();
+        let after = RtpPacket::parse(&buffer[..length]).unwrap();
+
+        assert_eq!(after.sequence_number, before_sequence.wrapping_add(1));
+        assert_eq!(
+            after.timestamp,
+            before_timestamp.wrapping_add(51 * SAMPLES_PER_FRAME),
+            "the timestamp follows the clock through one second of hold"
+        );
+        assert!(after.marker, "the first packet after the gap is marked");
+        let (_, length, _) = path.next_packet(&mut buffer).unwrap();
+        assert!(!RtpPacket::parse(&buffer[..length]).unwrap().marker);
+    }
+
+    #[test]
+    fn path_keeps_prompt_on_codec_change() {
+        let now = Instant::now();
+        let mut path = MediaPath::new(Some(negotiated(caller(), true)), now).unwrap();
+        let mut packet = [0u8; RTP_BUFFER_BYTES];
+        path.player.enqueue(prompt(3));
+        assert!(path.next_packet(&mut packet).is_some());
+
+        let mut pcmu = negotiated(caller(), true);
+        pcmu.codec = crate::media::g711::Codec::Pcmu;
+        pcmu.audio_payload_type = 0;
+        path.update(pcmu, now);
+
+        let drained: Vec<bool> = (0..3)
+            .filter_map(|_| path.next_packet(&mut packet))
+            .map(|(_, _, drained)| drained)
+            .collect();
+        assert_eq!(
+            drained,
+            vec![false, false, true],
+            "the prompt plays on, then drains"
+        );
+        assert_eq!(packet[1] & 0x7f, 0, "sent as PCMU");
     }
 
     #[test]
