@@ -238,9 +238,10 @@ pub enum FlowTimer {
 }
 
 /// How long to wait for the outcome of a REFER (the final NOTIFY, RFC 3515)
-/// before ending our leg with BYE. RFC 3515 sets no limit; 32 s is 64 × T1,
-/// the time RFC 3261 gives any transaction to complete (Timer B and F).
-pub const TRANSFER_OUTCOME_TIMEOUT: Duration = Duration::from_secs(32);
+/// before ending our leg with BYE. RFC 3515 sets no limit. It is longer
+/// than Timer F (64 × T1 = 32 s), so that an unanswered REFER ends with its
+/// 408 and the caller hears the apology instead of a sudden BYE.
+pub const TRANSFER_OUTCOME_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// The question the caller is answering: the menu or one factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
