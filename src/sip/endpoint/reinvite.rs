@@ -17,12 +17,16 @@ use super::{Endpoint, EndpointError, Event, TimerOwner, ALLOW, SUPPORTED};
 /// from peers that ask for a short interval.
 pub(crate) const MIN_SESSION_EXPIRES: Duration = Duration::from_secs(90);
 
-/// Largest session interval we accept; a larger request is lowered to it
-/// in the 2xx, which RFC 4028 §9 allows the UAS. It is the interval RFC 4028
-/// §4 recommends, longer than the service's maximum call duration, and it
-/// keeps `now + interval` far from the end of `Instant`'s range, whatever
-/// number the peer sends.
+/// Largest session interval we grant unless the request's Min-SE is
+/// larger. A larger request is lowered to it in the 2xx, which RFC 4028 §9
+/// allows the UAS. It is the interval RFC 4028 §4 recommends and longer
+/// than the service's maximum call duration.
 pub(crate) const MAX_SESSION_EXPIRES: Duration = Duration::from_secs(1800);
+
+/// Largest Min-SE we honour when lowering an interval. A request whose
+/// Min-SE is larger still gets at most a day, which keeps `now + interval`
+/// far from the end of `Instant`'s range.
+const MAX_MIN_SE: Duration = Duration::from_secs(86_400);
 
 /// Largest margin before expiry at which we send BYE (RFC 4028 §10: the
 /// smaller of 32 seconds and a third of the session interval).
@@ -50,8 +54,13 @@ pub(crate) fn negotiate_session_timer(request: &RawMessage) -> SessionTimerOutco
         return SessionTimerOutcome::None;
     };
     let mut parts = value.split(';');
-    let Some(seconds) = parse_digits(parts.next().unwrap_or_default()) else {
-        return SessionTimerOutcome::None;
+    let delta = parts.next().unwrap_or_default().trim();
+    let seconds = match parse_digits(delta) {
+        Some(seconds) => seconds,
+        // Digits too many for u64 are a huge interval, lowered below like
+        // any other.
+        None if !delta.is_empty() && delta.bytes().all(|byte| byte.is_ascii_digit()) => u64::MAX,
+        None => return SessionTimerOutcome::None,
     };
     let refresher = parts.find_map(|param| {
         let (name, value) = param.split_once('=')?;
@@ -70,7 +79,14 @@ pub(crate) fn negotiate_session_timer(request: &RawMessage) -> SessionTimerOutco
         return SessionTimerOutcome::None;
     }
 
-    let interval = Duration::from_secs(seconds).min(MAX_SESSION_EXPIRES);
+    // The UAS may lower the interval, but not below the request's Min-SE
+    // (RFC 4028 §9).
+    let min_se = request
+        .value("Min-SE")
+        .and_then(|value| parse_digits(value.split(';').next().unwrap_or_default()))
+        .map_or(Duration::ZERO, Duration::from_secs);
+    let ceiling = MAX_SESSION_EXPIRES.max(min_se.min(MAX_MIN_SE));
+    let interval = Duration::from_secs(seconds).min(ceiling);
     if interval < MIN_SESSION_EXPIRES {
         return SessionTimerOutcome::TooSmall;
     }

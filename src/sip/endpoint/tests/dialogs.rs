@@ -290,6 +290,46 @@ fn session_timer_lowers_huge_interval() {
         .is_some_and(|deadline| deadline <= start + Duration::from_secs(1800)));
 }
 
+/// Returns the Session-Expires of the 2xx that answers an INVITE with
+/// `extra` headers.
+fn granted_session_expires(extra: &str) -> Option<String> {
+    let mut endpoint = new_endpoint();
+    let start = Instant::now();
+    feed(
+        &mut endpoint,
+        start,
+        &invite_with("z9hG4bKgrant", extra, true),
+    );
+    let _ = transmits(&mut endpoint);
+    let Some(Event::IncomingCall(incoming)) = events(&mut endpoint).pop() else {
+        panic!("expected IncomingCall");
+    };
+    endpoint
+        .accept_call(start, incoming.call, SDP_ANSWER.to_vec())
+        .unwrap();
+    header(&transmits(&mut endpoint)[0], "Session-Expires")
+}
+
+#[test]
+fn session_timer_keeps_min_se() {
+    let extra = "Supported: timer\r\nSession-Expires: 7200\r\nMin-SE: 3600\r\n";
+
+    assert_eq!(
+        granted_session_expires(extra).as_deref(),
+        Some("3600;refresher=uac")
+    );
+}
+
+#[test]
+fn session_timer_lowers_overlong_digits() {
+    let extra = "Supported: timer\r\nSession-Expires: 99999999999999999999999999\r\n";
+
+    assert_eq!(
+        granted_session_expires(extra).as_deref(),
+        Some("1800;refresher=uac")
+    );
+}
+
 #[test]
 fn session_refresh_postpones_expiry() {
     let mut endpoint = new_endpoint();
