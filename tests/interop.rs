@@ -692,3 +692,97 @@ fn ipv6_offer_answered_over_ipv6() {
         "no IPv4 address in the answer:\n{answer}"
     );
 }
+
+/// Returns the HTTP status of `GET path` on `address`, or `None` when
+/// nothing listens there.
+fn http_status(address: std::net::SocketAddr, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("read timeout");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// SIGTERM with a call up: a new INVITE gets 503, and the HTTP API keeps
+/// serving requests while the call drains, so that agents can introspect
+/// the tokens of calls transferred then. The service exits once the call
+/// has ended.
+#[test]
+fn drain_keeps_api_until_calls_end() {
+    let mut service = Service::start(support::CUSTOMERS_CSV);
+    let mut sender = harness::SipSender::new(service.sip);
+    let invite = sender.fill(INVITE.as_bytes());
+    sender.send(&invite);
+    let answer = sender
+        .receive_for(Duration::from_secs(2))
+        .into_iter()
+        .find(|datagram| harness::status_of(datagram) == Some(200))
+        .expect("200 OK for the INVITE");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let to = answer
+        .lines()
+        .find_map(|line| line.strip_prefix("To:"))
+        .expect("To header")
+        .trim()
+        .to_owned();
+    let head = String::from_utf8_lossy(&invite)
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let in_dialog = |method: &str, cseq: u32| {
+        let original_to = head
+            .lines()
+            .find(|line| line.starts_with("To:"))
+            .unwrap_or_default()
+            .to_owned();
+        head.replacen("INVITE ", &format!("{method} "), 1)
+            .replace(&original_to, &format!("To: {to}"))
+            .replace("CSeq: 1 INVITE", &format!("CSeq: {cseq} {method}"))
+            .replace(";branch=", &format!(";branch={method}"))
+            .replace("Content-Type: application/sdp\r\n", "")
+            .replace("Content-Length: 148", "Content-Length: 0")
+            + "\r\n\r\n"
+    };
+    sender.send(in_dialog("ACK", 1).as_bytes());
+
+    service.terminate();
+    std::thread::sleep(Duration::from_millis(500));
+
+    let second = sender.fill(INVITE.as_bytes());
+    sender.send(&second);
+    let replies = statuses_and_methods(&sender.receive_for(Duration::from_secs(1)));
+    assert!(
+        replies.contains(&(503, "INVITE".to_owned())),
+        "a new call is refused while draining: {replies:?}"
+    );
+    assert!(service.is_running(), "the call keeps the service up");
+    assert_eq!(
+        http_status(service.http, "/healthz"),
+        Some(200),
+        "the HTTP API answers during the drain\n{}",
+        service.log()
+    );
+
+    sender.send(in_dialog("BYE", 2).as_bytes());
+    let replies = statuses_and_methods(&sender.receive_for(Duration::from_secs(1)));
+    assert!(
+        replies.contains(&(200, "BYE".to_owned())),
+        "the BYE is answered: {replies:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while service.is_running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !service.is_running(),
+        "the service exits after the last call"
+    );
+    assert_eq!(http_status(service.http, "/healthz"), None);
+}

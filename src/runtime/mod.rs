@@ -1,11 +1,12 @@
 //! The tokio edge: sockets, clocks and tasks around the sans-I/O cores.
 //!
-//! One task owns the SIP socket and the endpoint (`sip_task`); one task per
-//! call owns its flow and merges its key presses (`call`); media threads,
+//! One task owns the SIP socket and the endpoint (`sip_task`). One task per
+//! call owns its flow and merges its key presses (`call`). Media threads,
 //! one per core, own the RTP sockets and send every call's prompts on one
-//! shared 20 ms wheel (`media_engine`); the HTTP API runs beside them. Shutdown is explicit: a `watch` channel tells
-//! the SIP task to refuse new calls with 503, it ends when the last call has
-//! ended, and the HTTP server stops after it.
+//! shared 20 ms wheel (`media_engine`). The HTTP API runs beside them.
+//! Shutdown is explicit: a `watch` channel tells the SIP task to refuse new
+//! calls with 503, it ends when the last call has ended, and the HTTP server
+//! stops after it.
 
 mod call;
 mod media_engine;
@@ -378,17 +379,15 @@ pub async fn serve(path: &Path, overrides: &Overrides) -> Result<(), StartError>
 
     let audit_flush = tokio::spawn(steps::flush_audit_backlog(Arc::clone(&services)));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let sip = tokio::spawn(sip_task::run(
-        sip_bound,
-        Arc::clone(&services),
-        shutdown_rx.clone(),
-    ));
+    let sip = tokio::spawn(sip_task::run(sip_bound, Arc::clone(&services), shutdown_rx));
 
     let router = crate::api::router(crate::api::ApiState {
         signer: Arc::clone(&services.signer),
         store: Arc::clone(&services.store),
     });
-    let mut http_shutdown = shutdown_rx.clone();
+    // The HTTP API stops only after the calls have drained: agents must be
+    // able to introspect the tokens of calls transferred during the drain.
+    let (http_stop_tx, mut http_shutdown) = watch::channel(false);
     let http = tokio::spawn(async move {
         axum::serve(http_listener, router)
             .with_graceful_shutdown(async move {
@@ -410,6 +409,7 @@ pub async fn serve(path: &Path, overrides: &Overrides) -> Result<(), StartError>
         () = wait_for_signal() => tracing::warn!("second signal; stopping with calls active"),
     }
 
+    let _ = http_stop_tx.send(true);
     if let Ok(Err(error)) = http.await {
         tracing::error!(%error, "HTTP server failed");
     }
