@@ -294,7 +294,7 @@ struct Stream {
     /// The wheel slot the stream sends in.
     slot: usize,
 
-    /// Whether [`MediaEvent::Expired`] was sent, so it is sent once.
+    /// Whether [`MediaEvent::Expired`] was sent, so that it is sent once.
     expired: bool,
 }
 
@@ -318,8 +318,8 @@ struct MediaThread {
     /// When the next slot is due; re-anchored when the thread was idle.
     next_slot_at: Instant,
 
-    /// Streams whose socket may still hold datagrams after a readiness
-    /// event was cut short by [`MAX_READS_PER_EVENT`].
+    /// Streams whose socket may still contain datagrams, because reading
+    /// stopped at [`MAX_READS_PER_EVENT`].
     unread: Vec<usize>,
 
     /// Set when the command channel closed: no new streams will come.
@@ -812,9 +812,9 @@ mod tests {
         path.player.enqueue(prompt(3));
         assert!(path.next_packet(&mut packet).is_some());
 
-        let mut held = negotiated(caller(), true);
-        held.on_hold = true;
-        path.update(held, now);
+        let mut on_hold = negotiated(caller(), true);
+        on_hold.on_hold = true;
+        path.update(on_hold, now);
         assert_eq!(path.next_packet(&mut packet), None);
         assert_eq!(path.player.queued_prompts(), 1);
 
@@ -839,9 +839,9 @@ mod tests {
         let before = RtpPacket::parse(&buffer[..length]).unwrap();
         let (before_timestamp, before_sequence) = (before.timestamp, before.sequence_number);
 
-        let mut held = negotiated(caller(), true);
-        held.on_hold = true;
-        path.update(held, now);
+        let mut on_hold = negotiated(caller(), true);
+        on_hold.on_hold = true;
+        path.update(on_hold, now);
         for _ in 0..50 {
             assert_eq!(path.next_packet(&mut buffer), None);
         }
@@ -900,9 +900,9 @@ mod tests {
     #[test]
     fn path_expires_held_call_late() {
         let now = Instant::now();
-        let mut held = negotiated(caller(), true);
-        held.on_hold = true;
-        let path = MediaPath::new(Some(held), now).unwrap();
+        let mut on_hold = negotiated(caller(), true);
+        on_hold.on_hold = true;
+        let path = MediaPath::new(Some(on_hold), now).unwrap();
 
         assert_eq!(path.expired(now + Duration::from_secs(600), now), None);
         assert_eq!(

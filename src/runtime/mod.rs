@@ -4,9 +4,9 @@
 //! call owns its flow and merges its key presses (`call`). Media threads,
 //! one per core, own the RTP sockets and send every call's prompts on one
 //! shared 20 ms wheel (`media_engine`). The HTTP API runs beside them.
-//! Shutdown is explicit: a `watch` channel tells the SIP task to refuse new
-//! calls with 503, it ends when the last call has ended, and the HTTP server
-//! stops after it.
+//! Shutdown is explicit. A `watch` channel signals the SIP task to reject
+//! new calls with 503. The SIP task ends when the last call has ended, and
+//! the HTTP server stops after it.
 
 mod call;
 mod media_engine;

@@ -261,40 +261,10 @@ fn session_timer_sends_bye_without_refresh() {
     );
 }
 
-#[test]
-fn session_timer_lowers_huge_interval() {
+/// Accepts a call whose INVITE has `extra` headers at `start`, and returns
+/// the endpoint and the Session-Expires of the 2xx it sent.
+fn accept_with_headers(extra: &str, start: Instant) -> (Endpoint, Option<String>) {
     let mut endpoint = new_endpoint();
-    let start = Instant::now();
-    let extra = "Supported: timer\r\nSession-Expires: 18446744073709551615\r\n";
-    feed(
-        &mut endpoint,
-        start,
-        &invite_with("z9hG4bKhuge", extra, true),
-    );
-    let _ = transmits(&mut endpoint);
-    let Some(Event::IncomingCall(incoming)) = events(&mut endpoint).pop() else {
-        panic!("expected IncomingCall");
-    };
-
-    endpoint
-        .accept_call(start, incoming.call, SDP_ANSWER.to_vec())
-        .unwrap();
-
-    let sent = transmits(&mut endpoint);
-    assert_eq!(
-        header(&sent[0], "Session-Expires").as_deref(),
-        Some("1800;refresher=uac")
-    );
-    assert!(endpoint
-        .poll_timeout()
-        .is_some_and(|deadline| deadline <= start + Duration::from_secs(1800)));
-}
-
-/// Returns the Session-Expires of the 2xx that answers an INVITE with
-/// `extra` headers.
-fn granted_session_expires(extra: &str) -> Option<String> {
-    let mut endpoint = new_endpoint();
-    let start = Instant::now();
     feed(
         &mut endpoint,
         start,
@@ -304,10 +274,32 @@ fn granted_session_expires(extra: &str) -> Option<String> {
     let Some(Event::IncomingCall(incoming)) = events(&mut endpoint).pop() else {
         panic!("expected IncomingCall");
     };
+
     endpoint
         .accept_call(start, incoming.call, SDP_ANSWER.to_vec())
         .unwrap();
-    header(&transmits(&mut endpoint)[0], "Session-Expires")
+
+    let session_expires = header(&transmits(&mut endpoint)[0], "Session-Expires");
+    (endpoint, session_expires)
+}
+
+/// Returns the Session-Expires of the 2xx sent for an INVITE with `extra`
+/// headers.
+fn granted_session_expires(extra: &str) -> Option<String> {
+    accept_with_headers(extra, Instant::now()).1
+}
+
+#[test]
+fn session_timer_lowers_huge_interval() {
+    let start = Instant::now();
+    let extra = "Supported: timer\r\nSession-Expires: 18446744073709551615\r\n";
+
+    let (mut endpoint, session_expires) = accept_with_headers(extra, start);
+
+    assert_eq!(session_expires.as_deref(), Some("1800;refresher=uac"));
+    assert!(endpoint
+        .poll_timeout()
+        .is_some_and(|deadline| deadline <= start + Duration::from_secs(1800)));
 }
 
 #[test]
